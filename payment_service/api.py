@@ -1,0 +1,49 @@
+"""The flask-smorest Api with project-wide behaviour: our error envelope, bearer auth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask_smorest
+from flask import Flask
+
+from payment_service import errors
+from shared_contracts.errors import ErrorEnvelopeSchema
+
+API_SPEC = {
+    "API_TITLE": "Ticket payment service",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "/docs",
+    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    "API_SPEC_OPTIONS": {
+        "info": {
+            "description": (
+                "Event platforms delegate paid tickets to this service: create a checkout, "
+                "send the buyer to `checkoutUrl`, and register the buyer when the signed "
+                "`ticket_payment.paid` callback arrives. See CONTRACT.md for the whole contract."
+            )
+        },
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+    },
+}
+
+
+class Api(flask_smorest.Api):  # type: ignore[misc]
+    ERROR_SCHEMA = ErrorEnvelopeSchema
+
+    def _register_error_handlers(self) -> None:
+        errors.init_app(self._app)
+
+    def handle_http_exception(self, error: Any) -> Any:
+        return errors.handle_http_exception(error)
+
+
+def create_api(app: Flask) -> Api:
+    for key, value in API_SPEC.items():
+        app.config.setdefault(key, value)
+    return Api(app)

@@ -1,0 +1,216 @@
+"""The `payment-service` command: migrations, merchants, the HTTP server and operator tools."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from payment_service.settings import ConfigError, Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@click.group()
+def cli() -> None:
+    """Operate the ticket payment service (configuration comes from PAYMENT_* variables)."""
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply Alembic migrations to PAYMENT_DATABASE_URL."""
+    from payment_service.logging import configure_logging
+    from payment_service.migrate import upgrade
+
+    settings = _settings()
+    configure_logging(settings.log_format, "WARNING")
+    upgrade(settings.database_url, revision)
+    click.echo(f"database at revision {revision}", err=True)
+
+
+@cli.group()
+def merchants() -> None:
+    """Merchants (platform tenants)."""
+
+
+@merchants.command("create")
+@click.option("--name", required=True)
+@click.option("--callback-origin", "callback_origins", multiple=True, required=True)
+@click.option("--redirect-origin", "redirect_origins", multiple=True, required=True)
+@click.option("--allow-http", is_flag=True, help="Allow http:// origins (development only).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def merchants_create(
+    name: str,
+    callback_origins: tuple[str, ...],
+    redirect_origins: tuple[str, ...],
+    allow_http: bool,
+    as_json: bool,
+) -> None:
+    """Create a merchant; its API key and signing secret are shown only this once."""
+    from payment_service.merchants.services import create_merchant
+
+    database = _database()
+    try:
+        created = create_merchant(
+            database,
+            name=name,
+            callback_origins=callback_origins,
+            redirect_origins=redirect_origins,
+            allow_http=allow_http,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    payload = {
+        "merchantId": created.merchant_id,
+        "apiKey": created.api_key,
+        "signingSecret": created.signing_secret,
+    }
+    _emit(payload, as_json)
+
+
+@merchants.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def merchants_list(as_json: bool) -> None:
+    """List merchants (never their keys or secrets)."""
+    from payment_service.merchants.services import list_merchants
+
+    rows = [
+        {
+            "merchantId": m.id,
+            "name": m.name,
+            "callbackOrigins": m.callback_origins,
+            "redirectOrigins": m.redirect_origins,
+            "allowHttp": m.allow_http,
+            "createdAt": _iso(m.created_at),
+        }
+        for m in list_merchants(_database())
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            click.echo(
+                f"{row['merchantId']}  {row['name']}  callbacks={','.join(row['callbackOrigins'])}"
+            )
+
+
+@merchants.command("rotate-secret")
+@click.argument("merchant_id")
+@click.option("--grace-hours", default=24, show_default=True, type=click.IntRange(0, 24 * 30))
+@click.option("--json", "as_json", is_flag=True)
+def merchants_rotate_secret(merchant_id: str, grace_hours: int, as_json: bool) -> None:
+    """Add a new signing secret; the old one keeps signing for the grace period."""
+    from datetime import timedelta
+
+    from payment_service.merchants.services import rotate_secret
+
+    try:
+        new_secret, active = rotate_secret(
+            _database(), merchant_id, grace=timedelta(hours=grace_hours)
+        )
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    payload = {
+        "merchantId": merchant_id,
+        "signingSecret": new_secret,
+        "activeSecrets": [{"secret": s, "expiresAt": _iso(exp)} for s, exp in active],
+    }
+    _emit(payload, as_json)
+
+
+@merchants.command("ensure-dev")
+@click.option(
+    "--file", "path", type=click.Path(path_type=Path), default=Path("var/dev-merchant.json")
+)
+@click.option("--origin", "origins", multiple=True, default=("http://127.0.0.1:8001",))
+def merchants_ensure_dev(path: Path, origins: tuple[str, ...]) -> None:
+    """Create the local development merchant once and keep its credentials in FILE."""
+    from payment_service.merchants.services import create_merchant, get_merchant
+
+    database = _database()
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if get_merchant(database, saved["merchantId"]) is not None:
+            click.echo(json.dumps(saved, indent=2))
+            return
+    created = create_merchant(
+        database, name="Local development platform", callback_origins=origins,
+        redirect_origins=origins, allow_http=True,
+    )  # fmt: skip
+    saved = {
+        "merchantId": created.merchant_id,
+        "apiKey": created.api_key,
+        "signingSecret": created.signing_secret,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(saved, indent=2) + "\n")
+    path.chmod(0o600)
+    click.echo(json.dumps(saved, indent=2))
+
+
+@cli.group()
+def idempotency() -> None:
+    """Idempotency keys."""
+
+
+@idempotency.command("purge")
+def idempotency_purge() -> None:
+    """Delete idempotency records older than 24 hours (the worker does this on a timer)."""
+    from payment_service.idempotency.services import purge_expired
+
+    click.echo(f"purged {purge_expired(_database())} idempotency records")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the HTTP API and hosted pages with gunicorn."""
+    from payment_service.server import run_gunicorn
+
+    settings = _settings()
+    run_gunicorn(settings, bind=f"{host}:{port}", workers=workers, threads=threads)
+
+
+def _database() -> Any:
+    from payment_service.db import Database
+    from payment_service.logging import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_format, "WARNING")
+    return Database(settings.database_url)
+
+
+def _emit(payload: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        for key, value in payload.items():
+            click.echo(f"{key}: {value}")
+
+
+def main() -> None:
+    """Entry point: a configuration error is one readable line and exit code 2."""
+    try:
+        cli.main(prog_name="payment-service", standalone_mode=True)
+    except ConfigError as exc:
+        click.echo(f"payment-service: configuration error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""Merchants: the platform tenants, their API keys, signing secrets and allowlists."""

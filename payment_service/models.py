@@ -1,0 +1,5 @@
+"""One place that imports every model module, so Base.metadata knows every table."""
+
+
+def import_all_models() -> None:
+    import payment_service.merchants.models  # noqa: F401

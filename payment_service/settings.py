@@ -1,0 +1,170 @@
+"""Settings: one frozen object read from the environment and validated once at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+# The Standard Webhooks retry schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,
+# 20 h, 24 h (about three days in all).
+STANDARD_RETRY_SCHEDULE: tuple[int, ...] = (
+    0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400,
+)  # fmt: skip
+INSECURE_DEV_SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105 (refused in production)
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the process must not start."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = "sqlite:///var/payment-service.db"
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str = INSECURE_DEV_SECRET_KEY
+    sandbox: bool = True
+    allow_private_callbacks: bool = True
+    callback_retry_schedule: tuple[int, ...] = STANDARD_RETRY_SCHEDULE
+    max_payment_attempts: int = 3
+    log_format: str = "json"
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read PAYMENT_* variables; raise ConfigError with one readable sentence if any is bad."""
+        env_vars = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env_vars.get(name)
+            return value.strip() if value is not None and value.strip() != "" else None
+
+        env = get("PAYMENT_ENV") or "development"
+        if env not in ("development", "production"):
+            raise ConfigError(f"PAYMENT_ENV must be 'development' or 'production', not {env!r}")
+        production = env == "production"
+
+        secret_key = get("PAYMENT_SECRET_KEY")
+        if secret_key is None:
+            if production:
+                raise ConfigError("PAYMENT_SECRET_KEY is required when PAYMENT_ENV=production")
+            secret_key = INSECURE_DEV_SECRET_KEY
+        elif production and (secret_key == INSECURE_DEV_SECRET_KEY or len(secret_key) < 32):
+            raise ConfigError("PAYMENT_SECRET_KEY must be at least 32 characters in production")
+
+        sandbox_raw = get("PAYMENT_SANDBOX")
+        sandbox = _flag("PAYMENT_SANDBOX", sandbox_raw, default=not production)
+        allow_private = _flag(
+            "PAYMENT_ALLOW_PRIVATE_CALLBACKS",
+            get("PAYMENT_ALLOW_PRIVATE_CALLBACKS"),
+            default=not production,
+        )
+        if production and allow_private:
+            raise ConfigError("PAYMENT_ALLOW_PRIVATE_CALLBACKS=1 is refused in production")
+
+        log_format = get("PAYMENT_LOG_FORMAT") or "json"
+        if log_format not in ("json", "console"):
+            raise ConfigError(f"PAYMENT_LOG_FORMAT must be 'json' or 'console', not {log_format!r}")
+        log_level = (get("PAYMENT_LOG_LEVEL") or "INFO").upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(
+                f"PAYMENT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}"
+            )
+
+        return cls(
+            env=env,
+            database_url=normalize_database_url(
+                get("PAYMENT_DATABASE_URL") or "sqlite:///var/payment-service.db"
+            ),
+            public_url=_public_url(
+                get("PAYMENT_PUBLIC_URL") or "http://127.0.0.1:8000", production
+            ),
+            secret_key=secret_key,
+            sandbox=sandbox,
+            allow_private_callbacks=allow_private,
+            callback_retry_schedule=_schedule(get("PAYMENT_CALLBACK_RETRY_SCHEDULE")),
+            max_payment_attempts=_positive_int(
+                "PAYMENT_MAX_PAYMENT_ATTEMPTS", get("PAYMENT_MAX_PAYMENT_ATTEMPTS"), 3
+            ),
+            log_format=log_format,
+            log_level=log_level,
+        )
+
+
+def _flag(name: str, raw: str | None, *, default: bool) -> bool:
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, not {raw!r}")
+
+
+def _positive_int(name: str, raw: str | None, default: int) -> int:
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def _schedule(raw: str | None) -> tuple[int, ...]:
+    if raw is None:
+        return STANDARD_RETRY_SCHEDULE
+    try:
+        schedule = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"PAYMENT_CALLBACK_RETRY_SCHEDULE must be comma-separated seconds, not {raw!r}"
+        ) from None
+    if any(delay < 0 for delay in schedule):
+        raise ConfigError("PAYMENT_CALLBACK_RETRY_SCHEDULE must not contain negative delays")
+    return schedule
+
+
+def _public_url(raw: str, production: bool) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"PAYMENT_PUBLIC_URL must be an absolute http(s) URL, not {raw!r}")
+    if production and parts.scheme != "https":
+        raise ConfigError("PAYMENT_PUBLIC_URL must be https in production")
+    return raw.rstrip("/")
+
+
+def normalize_database_url(raw: str) -> str:
+    """Validate a database URL and pin the driver: psycopg 3 for PostgreSQL, pysqlite for SQLite."""
+    try:
+        url: URL = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(f"PAYMENT_DATABASE_URL is not a database URL: {raw!r}") from None
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    elif backend == "sqlite":
+        if url.database in (None, "", ":memory:"):
+            raise ConfigError(
+                "PAYMENT_DATABASE_URL must name a SQLite file, not an in-memory database"
+            )
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        raise ConfigError(
+            f"PAYMENT_DATABASE_URL must be a postgresql:// or sqlite:// URL, not {backend!r}"
+        )
+    return url.render_as_string(hide_password=False)

@@ -1,0 +1,45 @@
+"""The redaction processor drops secrets and masks e-mail addresses wherever they appear."""
+
+import io
+import json
+
+import structlog
+
+from payment_service.logging import REDACTED, configure_logging, mask_email, redact
+
+
+def test_mask_email_keeps_first_letter_and_domain():
+    assert mask_email("kim@example.com") == "k***@example.com"
+    assert mask_email("to: Jane.Doe+x@mail.example.org, ok") == "to: J***@mail.example.org, ok"
+    assert mask_email("no address here") == "no address here"
+
+
+def test_secret_keys_are_dropped_and_secret_values_masked():
+    event = redact(None, "info", {
+        "event": "x",
+        "Authorization": "Bearer sk_abcdefghijklmnopqrstuvwxyz",
+        "headers": {"authorization": "Bearer abc", "accept": "json"},
+        "note": "key sk_abcdefghijklmnopqrstuvwxyz and whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "customer": {"email": "kim@example.com"},
+        "list": ["Bearer sk_abcdefghijklmnopqrstuvwxyz"],
+    })  # fmt: skip
+    assert event["Authorization"] == REDACTED
+    assert event["headers"] == {"authorization": REDACTED, "accept": "json"}
+    assert "sk_abc" not in event["note"] and "whsec_" not in event["note"]
+    assert event["customer"] == {"email": "k***@example.com"}
+    assert event["list"] == [REDACTED]
+
+
+def test_json_lines_carry_bound_context():
+    stream = io.StringIO()
+    configure_logging("json", "INFO", stream=stream)
+    structlog.contextvars.bind_contextvars(requestId="req_1")
+    try:
+        structlog.get_logger("t").info("hello", email="kim@example.com")
+    finally:
+        structlog.contextvars.clear_contextvars()
+    line = json.loads(stream.getvalue().strip().splitlines()[-1])
+    assert line["event"] == "hello"
+    assert line["requestId"] == "req_1"
+    assert line["email"] == "k***@example.com"
+    assert line["level"] == "info"

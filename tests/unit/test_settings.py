@@ -1,0 +1,96 @@
+"""Settings are read from PAYMENT_* variables and refuse bad or insecure values."""
+
+import pytest
+
+from payment_service.settings import (
+    INSECURE_DEV_SECRET_KEY,
+    STANDARD_RETRY_SCHEDULE,
+    ConfigError,
+    Settings,
+)
+
+
+def test_development_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({})
+    assert settings.env == "development"
+    assert settings.sandbox is True
+    assert settings.allow_private_callbacks is True
+    assert settings.database_url == "sqlite:///var/payment-service.db"
+    assert (tmp_path / "var").is_dir()
+    assert settings.callback_retry_schedule == STANDARD_RETRY_SCHEDULE
+    assert settings.max_payment_attempts == 3
+    assert settings.log_format == "json"
+
+
+def test_postgres_urls_are_pinned_to_psycopg3():
+    settings = Settings.from_env({"PAYMENT_DATABASE_URL": "postgresql://u:p%40ss@db:5432/pay"})
+    assert settings.database_url == "postgresql+psycopg://u:p%40ss@db:5432/pay"
+
+
+def test_production_needs_its_own_secret_key():
+    with pytest.raises(ConfigError, match="PAYMENT_SECRET_KEY is required"):
+        Settings.from_env({"PAYMENT_ENV": "production"})
+    with pytest.raises(ConfigError, match="at least 32"):
+        Settings.from_env(
+            {"PAYMENT_ENV": "production", "PAYMENT_SECRET_KEY": INSECURE_DEV_SECRET_KEY[:10]}
+        )
+
+
+def test_production_defaults_are_safe():
+    settings = Settings.from_env(
+        {"PAYMENT_ENV": "production", "PAYMENT_SECRET_KEY": "k" * 40,
+         "PAYMENT_PUBLIC_URL": "https://pay.example", "PAYMENT_DATABASE_URL": "postgresql://db/pay"}
+    )  # fmt: skip
+    assert settings.sandbox is False
+    assert settings.allow_private_callbacks is False
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"PAYMENT_DATABASE_URL": "not a url"}, "not a database URL"),
+        ({"PAYMENT_DATABASE_URL": "mysql://x/y"}, "postgresql:// or sqlite://"),
+        ({"PAYMENT_DATABASE_URL": "sqlite://"}, "SQLite file"),
+        ({"PAYMENT_ENV": "staging"}, "PAYMENT_ENV"),
+        ({"PAYMENT_SANDBOX": "maybe"}, "PAYMENT_SANDBOX"),
+        ({"PAYMENT_CALLBACK_RETRY_SCHEDULE": "0,5,x"}, "comma-separated"),
+        ({"PAYMENT_CALLBACK_RETRY_SCHEDULE": "0,-1"}, "negative"),
+        ({"PAYMENT_MAX_PAYMENT_ATTEMPTS": "0"}, "at least 1"),
+        ({"PAYMENT_LOG_FORMAT": "xml"}, "PAYMENT_LOG_FORMAT"),
+        ({"PAYMENT_PUBLIC_URL": "pay.example"}, "absolute"),
+        (
+            {
+                "PAYMENT_ENV": "production",
+                "PAYMENT_SECRET_KEY": "k" * 40,
+                "PAYMENT_ALLOW_PRIVATE_CALLBACKS": "1",
+            },
+            "refused in production",
+        ),
+        (
+            {
+                "PAYMENT_ENV": "production",
+                "PAYMENT_SECRET_KEY": "k" * 40,
+                "PAYMENT_PUBLIC_URL": "http://pay.example",
+            },
+            "https in production",
+        ),
+    ],
+)
+def test_bad_values_are_refused_with_a_readable_reason(environ, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(environ)
+
+
+def test_retry_schedule_for_tests():
+    assert Settings.from_env(
+        {"PAYMENT_CALLBACK_RETRY_SCHEDULE": "0,1,2"}
+    ).callback_retry_schedule == (0, 1, 2)
+
+
+def test_sandbox_in_production_only_when_asked():
+    settings = Settings.from_env(
+        {"PAYMENT_ENV": "production", "PAYMENT_SECRET_KEY": "k" * 40,
+         "PAYMENT_PUBLIC_URL": "https://pay.example", "PAYMENT_SANDBOX": "1"}
+    )  # fmt: skip
+    assert settings.sandbox is True
