@@ -9,6 +9,8 @@ from payment_service.settings import Settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     from payment_service import api, guards, logging, ops
+    from payment_service.checkouts import resources as checkout_resources
+    from payment_service.checkouts.services import CheckoutPolicy
     from payment_service.db import Database
     from payment_service.merchants.auth import authenticate_request
 
@@ -23,5 +25,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     ops.init_app(app)
     app.before_request(authenticate_request)  # before the body guards: 401 comes first
     guards.init_app(app)
-    app.extensions["payment_api"] = api.create_api(app)
+    app.extensions["payment_policy"] = CheckoutPolicy(
+        providers=frozenset({"sandbox"}) if settings.sandbox else frozenset(),
+        allow_private_callbacks=settings.allow_private_callbacks,
+    )
+    rest = api.create_api(app)
+    rest.register_blueprint(checkout_resources.blp)
+    app.extensions["payment_api"] = rest
     return app

@@ -1,0 +1,1 @@
+"""Callbacks: the outbox of signed events for platforms, and their delivery."""

@@ -1,0 +1,175 @@
+"""HTTP resources for /v1/ticket-checkouts: parse, authenticate, call a service, serialise."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, current_app, g, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from payment_service.checkouts import services
+from payment_service.checkouts.models import Checkout
+from payment_service.checkouts.tokens import checkout_url
+from payment_service.db import utcnow
+from payment_service.idempotency.services import (
+    StoredResponse,
+    check_key,
+    fingerprint,
+    run_idempotent,
+)
+from payment_service.merchants.auth import current_merchant
+from shared_contracts.checkouts import (
+    CheckoutListSchema,
+    CheckoutSchema,
+    CreateCheckoutSchema,
+    FindCheckoutsQuerySchema,
+)
+
+blp = Blueprint(
+    "checkouts", __name__, url_prefix="/v1/ticket-checkouts",
+    description="Create and follow ticket checkouts. Every call needs `Authorization: Bearer <apiKey>`.",
+)  # fmt: skip
+
+_EXAMPLE = {
+    "reservationId": "res_123", "eventId": "evt_42", "tierId": "tier_7",
+    "orderName": "Seoul Marathon 2027 - Full course", "amount": 30000, "currency": "KRW",
+    "customer": {"platformUserId": "u_9", "name": "Kim", "email": "kim@example.com"},
+    "successUrl": "https://platform.example/events/evt_42/register?payment=success",
+    "cancelUrl": "https://platform.example/events/evt_42/register?payment=cancel",
+    "callbackUrl": "https://platform.example/hooks/ticket-payments",
+}  # fmt: skip
+_IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key", "in": "header", "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Same key and body within 24 h replays the first answer.",
+}  # fmt: skip
+
+
+def serialize(checkout: Checkout) -> dict[str, Any]:
+    settings = current_app.extensions["payment_settings"]
+    payment = getattr(checkout, "payment", None)
+    return CheckoutSchema().dump(
+        {
+            "checkout_id": checkout.id,
+            "checkout_url": checkout_url(
+                settings.public_url, settings.secret_key, checkout.id, checkout.expires_at
+            ),
+            "status": checkout.effective_status(),
+            "reservation_id": checkout.reservation_id,
+            "event_id": checkout.event_id,
+            "tier_id": checkout.tier_id,
+            "order_name": checkout.order_name,
+            "amount": checkout.amount,
+            "currency": checkout.currency,
+            "provider": checkout.provider,
+            "payment_method_family": checkout.payment_method_family,
+            "attempts": checkout.attempts,
+            "max_attempts": settings.max_payment_attempts,
+            "metadata": checkout.metadata_,
+            "expires_at": checkout.expires_at,
+            "created_at": checkout.created_at,
+            "paid_at": checkout.paid_at,
+            "payment": payment,
+        }
+    )
+
+
+def _json(status: int, payload: dict[str, Any]) -> StoredResponse:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return StoredResponse(status, body, {"Content-Type": "application/json"})
+
+
+def _respond(stored: StoredResponse, replayed: bool = False) -> Response:
+    response = Response(stored.body, status=stored.status, headers=dict(stored.headers))
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@blp.route("")
+class TicketCheckouts(MethodView):
+    @blp.arguments(CreateCheckoutSchema, example=_EXAMPLE)
+    @blp.response(201, CheckoutSchema)
+    @blp.alt_response(
+        409, description="idempotency_key_in_use, or checkout_exists (details.checkoutId)"
+    )
+    @blp.alt_response(400, description="malformed_json or idempotency_key_missing")
+    @blp.alt_response(401, description="unauthenticated")
+    @blp.alt_response(415, description="unsupported_media_type")
+    @blp.alt_response(
+        422, description="validation_error, url_not_allowed or idempotency_key_reused"
+    )
+    @blp.doc(parameters=[_IDEMPOTENCY_HEADER], security=[{"bearerAuth": []}])
+    def post(self, data: dict[str, Any]) -> Response:
+        """Create a checkout for one reservation
+
+        Answers at once with `checkoutUrl`; no provider is called. Retries with the same
+        `Idempotency-Key` and body replay the first answer with `Idempotent-Replayed: true`.
+        """
+        key = check_key(request.headers.get("Idempotency-Key"))
+        merchant = current_merchant()
+        now = utcnow()
+        services.validate_request(merchant, data, current_app.extensions["payment_policy"], now)
+
+        def handler(session: Any) -> StoredResponse:
+            checkout = services.create_checkout(
+                session, merchant, data, request_id=g.request_id, now=now
+            )
+            return _json(201, serialize(checkout))
+
+        stored, replayed = run_idempotent(
+            current_app.extensions["payment_db"],
+            merchant.id,
+            key,
+            fingerprint(request.method, request.path, request.get_json()),
+            handler,
+        )
+        return _respond(stored, replayed)
+
+    @blp.arguments(FindCheckoutsQuerySchema, location="query")
+    @blp.response(200, CheckoutListSchema)
+    @blp.alt_response(401, description="unauthenticated")
+    @blp.alt_response(422, description="validation_error")
+    @blp.doc(security=[{"bearerAuth": []}])
+    def get(self, query: dict[str, str]) -> dict[str, Any]:
+        """Find the checkouts of a reservation, newest first"""
+        found = services.find_checkouts(
+            current_app.extensions["payment_db"], current_merchant().id, query["reservation_id"]
+        )
+        return {"data": [serialize(checkout) for checkout in found]}
+
+
+@blp.route("/<string:checkout_id>")
+class TicketCheckout(MethodView):
+    @blp.response(200, CheckoutSchema)
+    @blp.alt_response(401, description="unauthenticated")
+    @blp.alt_response(404, description="not_found (also for another merchant's checkout)")
+    @blp.doc(security=[{"bearerAuth": []}])
+    def get(self, checkout_id: str) -> dict[str, Any]:
+        """Read a checkout"""
+        checkout = services.get_checkout(
+            current_app.extensions["payment_db"], current_merchant().id, checkout_id
+        )
+        return serialize(checkout)
+
+
+@blp.route("/<string:checkout_id>/cancel")
+class CancelTicketCheckout(MethodView):
+    @blp.response(200, CheckoutSchema)
+    @blp.alt_response(401, description="unauthenticated")
+    @blp.alt_response(404, description="not_found")
+    @blp.alt_response(
+        409, description="invalid_state: the checkout is paid, refunded, failed or expired"
+    )
+    @blp.doc(security=[{"bearerAuth": []}])
+    def post(self, checkout_id: str) -> dict[str, Any]:
+        """Cancel an open checkout (repeating it is harmless)"""
+        checkout = services.cancel_checkout(
+            current_app.extensions["payment_db"],
+            current_merchant().id,
+            checkout_id,
+            request_id=g.request_id,
+        )
+        return serialize(checkout)

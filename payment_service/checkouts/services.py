@@ -1,0 +1,204 @@
+"""Checkout use cases: create, read, find by reservation and cancel. Each owns its transaction."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from payment_service.callbacks.outbox import record_event
+from payment_service.checkouts.models import LIVE_STATUSES, Checkout
+from payment_service.db import Database, utcnow
+from payment_service.errors import (
+    CheckoutExists,
+    InvalidState,
+    NotFound,
+    UrlNotAllowed,
+    ValidationFailed,
+)
+from payment_service.ids import new_id
+from payment_service.merchants.models import Merchant
+from payment_service.safeurls import UrlNotAllowed as UrlRefused
+from payment_service.safeurls import check_callback_url, check_url
+from shared_contracts.checkouts import CheckoutStatus
+from shared_contracts.events import EventType
+
+DEFAULT_TTL = timedelta(minutes=15)
+MIN_TTL = timedelta(seconds=60)
+MAX_TTL = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class CheckoutPolicy:
+    """What the deployment allows: its providers and whether callbacks may be private."""
+
+    providers: frozenset[str]
+    allow_private_callbacks: bool
+    resolve: Callable[..., list[Any]] = field(default=socket.getaddrinfo)
+
+
+def validate_request(
+    merchant: Merchant, data: dict[str, Any], policy: CheckoutPolicy, now: datetime
+) -> None:
+    """Rules that need the merchant or the clock; raises ValidationFailed or UrlNotAllowed."""
+    errors: dict[str, list[str]] = {}
+    provider = data.get("provider") or merchant.default_provider
+    if provider not in policy.providers:
+        known = ", ".join(sorted(policy.providers)) or "none configured"
+        errors["provider"] = [f"Unknown provider {provider!r}; available: {known}."]
+    expires_at = data.get("expires_at")
+    if expires_at is not None and not (now + MIN_TTL <= expires_at <= now + MAX_TTL):
+        errors["expiresAt"] = ["Must be between 60 seconds and 24 hours from now."]
+    if errors:
+        raise ValidationFailed(details=errors)
+
+    refused: dict[str, list[str]] = {}
+    for wire_name, key in (("successUrl", "success_url"), ("cancelUrl", "cancel_url")):
+        try:
+            check_url(
+                data[key], allowed_origins=merchant.redirect_origins, allow_http=merchant.allow_http
+            )
+        except UrlRefused as exc:
+            refused[wire_name] = [str(exc)]
+    try:
+        check_callback_url(
+            data["callback_url"],
+            allowed_origins=merchant.callback_origins,
+            allow_http=merchant.allow_http,
+            allow_private=policy.allow_private_callbacks,
+            resolve=policy.resolve,
+            unresolved_ok=True,  # checked again at connection time
+        )
+    except UrlRefused as exc:
+        refused["callbackUrl"] = [str(exc)]
+    if refused:
+        raise UrlNotAllowed("A URL is not on this merchant's allowlist.", details=refused)
+
+
+def create_checkout(
+    session: Session,
+    merchant: Merchant,
+    data: dict[str, Any],
+    *,
+    request_id: str | None,
+    now: datetime,
+) -> Checkout:
+    """Insert an open checkout in the caller's transaction (the idempotency record commits with
+    it). Raises CheckoutExists when the reservation already has an open or paid checkout."""
+    existing = _live_checkout(session, merchant.id, data["reservation_id"])
+    if existing is not None:
+        if existing.effective_status(now) == CheckoutStatus.EXPIRED:
+            expire_overdue(session, existing, request_id=request_id)
+        else:
+            raise _exists(existing.id)
+    checkout = Checkout(
+        id=new_id("chk"),
+        merchant_id=merchant.id,
+        reservation_id=data["reservation_id"],
+        event_id=data["event_id"],
+        tier_id=data["tier_id"],
+        order_name=data["order_name"],
+        amount=data["amount"],
+        currency=data["currency"],
+        customer=_customer(data.get("customer")),
+        success_url=data["success_url"],
+        cancel_url=data["cancel_url"],
+        callback_url=data["callback_url"],
+        provider=data.get("provider") or merchant.default_provider,
+        payment_method_family=data["payment_method_family"] and data["payment_method_family"].value,
+        status=CheckoutStatus.OPEN,
+        metadata_=data.get("metadata") or {},
+        request_id=request_id,
+        expires_at=(data.get("expires_at") or now + DEFAULT_TTL).replace(microsecond=0),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(checkout)
+    try:
+        with session.begin_nested():  # the unique index decides a race; a savepoint keeps the tx
+            session.flush()
+    except IntegrityError:
+        winner = _live_checkout(session, merchant.id, data["reservation_id"])
+        raise _exists(winner.id if winner else None) from None
+    return checkout
+
+
+def _exists(checkout_id: str | None) -> CheckoutExists:
+    return CheckoutExists(details={"checkoutId": checkout_id} if checkout_id else {})
+
+
+def _customer(customer: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not customer:
+        return None
+    return {k: v for k, v in customer.items() if v is not None}
+
+
+def _live_checkout(session: Session, merchant_id: str, reservation_id: str) -> Checkout | None:
+    return session.scalars(
+        select(Checkout)
+        .where(
+            Checkout.merchant_id == merchant_id,
+            Checkout.reservation_id == reservation_id,
+            Checkout.status.in_(LIVE_STATUSES),
+        )
+        .with_for_update()
+    ).first()
+
+
+def expire_overdue(session: Session, checkout: Checkout, *, request_id: str | None) -> None:
+    """open -> expired, with its event; the caller holds the row lock."""
+    checkout.status = CheckoutStatus.EXPIRED
+    checkout.closed_at = utcnow()
+    record_event(session, checkout, EventType.EXPIRED, request_id=request_id)
+
+
+def get_checkout(db: Database, merchant_id: str, checkout_id: str) -> Checkout:
+    """The merchant's checkout; another merchant's is NotFound, exactly like a missing one."""
+    with db.transaction() as session:
+        checkout = session.get(Checkout, checkout_id)
+        if checkout is None or checkout.merchant_id != merchant_id:
+            raise NotFound("No such checkout.")
+        return checkout
+
+
+def find_checkouts(db: Database, merchant_id: str, reservation_id: str) -> list[Checkout]:
+    """Every checkout of the merchant for this reservation, newest first."""
+    with db.transaction() as session:
+        return list(
+            session.scalars(
+                select(Checkout)
+                .where(
+                    Checkout.merchant_id == merchant_id, Checkout.reservation_id == reservation_id
+                )
+                .order_by(Checkout.created_at.desc(), Checkout.id)
+            )
+        )
+
+
+def cancel_checkout(
+    db: Database, merchant_id: str, checkout_id: str, *, request_id: str | None
+) -> Checkout:
+    """open -> canceled with a ticket_payment.canceled event; repeated cancels are no-ops.
+    Raises NotFound, or InvalidState for a checkout that is paid, refunded, failed or expired."""
+    with db.transaction() as session:
+        checkout = session.get(Checkout, checkout_id, with_for_update=True)
+        if checkout is None or checkout.merchant_id != merchant_id:
+            raise NotFound("No such checkout.")
+        status = checkout.effective_status()
+        if status == CheckoutStatus.CANCELED:
+            return checkout
+        if status != CheckoutStatus.OPEN:
+            raise InvalidState(
+                f"A checkout that is {status.value} cannot be canceled.",
+                details={"status": status.value},
+            )
+        checkout.status = CheckoutStatus.CANCELED
+        checkout.closed_at = utcnow()
+        record_event(session, checkout, EventType.CANCELED, request_id=request_id)
+        return checkout

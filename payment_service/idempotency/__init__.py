@@ -1,0 +1,1 @@
+"""Idempotency keys: a retried request replays the first answer instead of acting twice."""

@@ -1,0 +1,163 @@
+"""Ticket checkouts on the wire (CONTRACT §5): statuses, the create request and the checkout."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from shared_contracts.money import money_errors
+
+MAX_METADATA_KEYS = 20
+MAX_METADATA_KEY_LENGTH = 40
+MAX_METADATA_VALUE_LENGTH = 500
+MAX_URL_LENGTH = 2048
+
+
+class CheckoutStatus(StrEnum):
+    OPEN = "open"
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+    REFUNDED = "refunded"
+
+
+class PaymentMethodFamily(StrEnum):
+    CARD = "card"
+    EASY_PAY = "easy_pay"
+    VIRTUAL_ACCOUNT = "virtual_account"
+    BANK_TRANSFER = "bank_transfer"
+
+
+class JsonInteger(fields.Integer):
+    """A JSON integer only: floats (even 30000.0), strings and booleans are refused."""
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return value
+
+
+def _identifier(description: str) -> fields.String:
+    return fields.String(
+        required=True,
+        validate=validate.Length(1, 128),
+        metadata={"description": description},
+    )
+
+
+class CustomerSchema(Schema):
+    platform_user_id = fields.String(
+        data_key="platformUserId", validate=validate.Length(1, 128), load_default=None
+    )
+    name = fields.String(validate=validate.Length(1, 200), load_default=None)
+    email = fields.Email(validate=validate.Length(max=254), load_default=None)
+    phone = fields.String(
+        validate=validate.Regexp(r"^\+?[0-9][0-9 ()\-]{3,31}$", error="Not a phone number."),
+        load_default=None,
+    )
+
+
+class CreateCheckoutSchema(Schema):
+    """The body of POST /v1/ticket-checkouts."""
+
+    reservation_id = _identifier("The platform's reservation id.")
+    reservation_id.data_key = "reservationId"
+    event_id = _identifier("The platform's event id.")
+    event_id.data_key = "eventId"
+    tier_id = _identifier("The platform's ticket tier id.")
+    tier_id.data_key = "tierId"
+    order_name = fields.String(
+        data_key="orderName", required=True, validate=validate.Length(1, 200)
+    )
+    amount = JsonInteger(
+        required=True,
+        metadata={"description": "Integer in the currency's minor unit (KRW 30000 = ₩30,000)."},
+    )
+    currency = fields.String(required=True, metadata={"description": "ISO 4217, upper case."})
+    customer = fields.Nested(CustomerSchema, load_default=None)
+    success_url = fields.String(
+        data_key="successUrl", required=True, validate=validate.Length(1, MAX_URL_LENGTH)
+    )
+    cancel_url = fields.String(
+        data_key="cancelUrl", required=True, validate=validate.Length(1, MAX_URL_LENGTH)
+    )
+    callback_url = fields.String(
+        data_key="callbackUrl", required=True, validate=validate.Length(1, MAX_URL_LENGTH)
+    )
+    provider = fields.String(validate=validate.Length(1, 32), load_default=None)
+    payment_method_family = fields.Enum(
+        PaymentMethodFamily, by_value=True, data_key="paymentMethodFamily", load_default=None
+    )
+    expires_at = fields.AwareDateTime(
+        data_key="expiresAt",
+        load_default=None,
+        metadata={"description": "Default now + 15 min; allowed now + 60 s to now + 24 h."},
+    )
+    metadata = fields.Dict(
+        keys=fields.String(validate=validate.Length(1, MAX_METADATA_KEY_LENGTH)),
+        values=fields.String(validate=validate.Length(max=MAX_METADATA_VALUE_LENGTH)),
+        validate=validate.Length(max=MAX_METADATA_KEYS),
+        load_default=dict,
+    )
+
+    @validates_schema(skip_on_field_errors=False)
+    def _money(self, data: dict[str, Any], **_: Any) -> None:
+        # Report currency and range errors together with field errors, not on a second try.
+        if "currency" not in data:
+            return
+        errors = money_errors(data.get("amount", 1), data["currency"])
+        if "amount" not in data:
+            errors.pop("amount", None)
+        if errors:
+            raise ValidationError(errors)
+
+
+class PaymentSchema(Schema):
+    payment_id = fields.String(data_key="paymentId")
+    provider = fields.String()
+    tx_id = fields.String(data_key="txId", allow_none=True)
+    paid_at = fields.AwareDateTime(data_key="paidAt")
+
+
+class CheckoutSchema(Schema):
+    """A checkout as the API returns it."""
+
+    checkout_id = fields.String(data_key="checkoutId")
+    checkout_url = fields.String(data_key="checkoutUrl")
+    status = fields.Enum(CheckoutStatus, by_value=True)
+    reservation_id = fields.String(data_key="reservationId")
+    event_id = fields.String(data_key="eventId")
+    tier_id = fields.String(data_key="tierId")
+    order_name = fields.String(data_key="orderName")
+    amount = fields.Integer()
+    currency = fields.String()
+    provider = fields.String()
+    payment_method_family = fields.String(data_key="paymentMethodFamily", allow_none=True)
+    attempts = fields.Integer(metadata={"description": "Declined payment attempts so far."})
+    max_attempts = fields.Integer(data_key="maxAttempts")
+    metadata = fields.Dict(keys=fields.String(), values=fields.String())
+    expires_at = fields.AwareDateTime(data_key="expiresAt")
+    created_at = fields.AwareDateTime(data_key="createdAt")
+    paid_at = fields.AwareDateTime(data_key="paidAt", allow_none=True)
+    payment = fields.Nested(PaymentSchema, allow_none=True)
+
+
+class CheckoutListSchema(Schema):
+    data = fields.List(fields.Nested(CheckoutSchema))
+
+
+class FindCheckoutsQuerySchema(Schema):
+    reservation_id = fields.String(
+        data_key="reservationId", required=True, validate=validate.Length(1, 128)
+    )
+
+
+def parse_wire_datetime(value: str) -> datetime:
+    """Parse an RFC 3339 timestamp from the wire (always with an offset)."""
+    parsed = fields.AwareDateTime().deserialize(value)
+    assert isinstance(parsed, datetime)
+    return parsed
