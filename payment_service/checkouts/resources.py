@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from sqlalchemy.exc import IntegrityError
 
 from payment_service.checkouts import services
 from payment_service.checkouts.models import Checkout
@@ -47,33 +48,32 @@ _IDEMPOTENCY_HEADER = {
 }  # fmt: skip
 
 
-def serialize(checkout: Checkout) -> dict[str, Any]:
+def view(checkout: Checkout) -> dict[str, Any]:
+    """The checkout in CheckoutSchema's attribute names (the schema maps them to the wire)."""
     settings = current_app.extensions["payment_settings"]
     payment = getattr(checkout, "payment", None)
-    return CheckoutSchema().dump(
-        {
-            "checkout_id": checkout.id,
-            "checkout_url": checkout_url(
-                settings.public_url, settings.secret_key, checkout.id, checkout.expires_at
-            ),
-            "status": checkout.effective_status(),
-            "reservation_id": checkout.reservation_id,
-            "event_id": checkout.event_id,
-            "tier_id": checkout.tier_id,
-            "order_name": checkout.order_name,
-            "amount": checkout.amount,
-            "currency": checkout.currency,
-            "provider": checkout.provider,
-            "payment_method_family": checkout.payment_method_family,
-            "attempts": checkout.attempts,
-            "max_attempts": settings.max_payment_attempts,
-            "metadata": checkout.metadata_,
-            "expires_at": checkout.expires_at,
-            "created_at": checkout.created_at,
-            "paid_at": checkout.paid_at,
-            "payment": payment,
-        }
-    )
+    return {
+        "checkout_id": checkout.id,
+        "checkout_url": checkout_url(
+            settings.public_url, settings.secret_key, checkout.id, checkout.expires_at
+        ),
+        "status": checkout.effective_status(),
+        "reservation_id": checkout.reservation_id,
+        "event_id": checkout.event_id,
+        "tier_id": checkout.tier_id,
+        "order_name": checkout.order_name,
+        "amount": checkout.amount,
+        "currency": checkout.currency,
+        "provider": checkout.provider,
+        "payment_method_family": checkout.payment_method_family,
+        "attempts": checkout.attempts,
+        "max_attempts": settings.max_payment_attempts,
+        "metadata": checkout.metadata_,
+        "expires_at": checkout.expires_at,
+        "created_at": checkout.created_at,
+        "paid_at": checkout.paid_at,
+        "payment": payment,
+    }
 
 
 def _json(status: int, payload: dict[str, Any]) -> StoredResponse:
@@ -117,15 +117,14 @@ class TicketCheckouts(MethodView):
             checkout = services.create_checkout(
                 session, merchant, data, request_id=g.request_id, now=now
             )
-            return _json(201, serialize(checkout))
+            return _json(201, CheckoutSchema().dump(view(checkout)))
 
-        stored, replayed = run_idempotent(
-            current_app.extensions["payment_db"],
-            merchant.id,
-            key,
-            fingerprint(request.method, request.path, request.get_json()),
-            handler,
-        )
+        db = current_app.extensions["payment_db"]
+        request_fingerprint = fingerprint(request.method, request.path, request.get_json())
+        try:
+            stored, replayed = run_idempotent(db, merchant.id, key, request_fingerprint, handler)
+        except IntegrityError:  # another request won the reservation between check and insert
+            raise services.conflict_for(db, merchant.id, data["reservation_id"]) from None
         return _respond(stored, replayed)
 
     @blp.arguments(FindCheckoutsQuerySchema, location="query")
@@ -138,7 +137,7 @@ class TicketCheckouts(MethodView):
         found = services.find_checkouts(
             current_app.extensions["payment_db"], current_merchant().id, query["reservation_id"]
         )
-        return {"data": [serialize(checkout) for checkout in found]}
+        return {"data": [view(checkout) for checkout in found]}
 
 
 @blp.route("/<string:checkout_id>")
@@ -152,7 +151,7 @@ class TicketCheckout(MethodView):
         checkout = services.get_checkout(
             current_app.extensions["payment_db"], current_merchant().id, checkout_id
         )
-        return serialize(checkout)
+        return view(checkout)
 
 
 @blp.route("/<string:checkout_id>/cancel")
@@ -172,4 +171,4 @@ class CancelTicketCheckout(MethodView):
             checkout_id,
             request_id=g.request_id,
         )
-        return serialize(checkout)
+        return view(checkout)

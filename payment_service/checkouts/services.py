@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from payment_service.callbacks.outbox import record_event
@@ -90,13 +89,18 @@ def create_checkout(
     now: datetime,
 ) -> Checkout:
     """Insert an open checkout in the caller's transaction (the idempotency record commits with
-    it). Raises CheckoutExists when the reservation already has an open or paid checkout."""
+    it). Raises CheckoutExists when the reservation already has an open or paid checkout. A
+    concurrent insert that wins the race makes the flush raise IntegrityError instead, which
+    `conflict_for` turns into CheckoutExists once this transaction has rolled back."""
     existing = _live_checkout(session, merchant.id, data["reservation_id"])
     if existing is not None:
-        if existing.effective_status(now) == CheckoutStatus.EXPIRED:
-            expire_overdue(session, existing, request_id=request_id)
-        else:
+        if existing.effective_status(now) != CheckoutStatus.EXPIRED:
             raise _exists(existing.id)
+        locked = session.get(Checkout, existing.id, with_for_update=True, populate_existing=True)
+        if locked is None or locked.effective_status(now) != CheckoutStatus.EXPIRED:
+            raise _exists(existing.id)
+        expire_overdue(session, locked, request_id=request_id)
+        session.flush()  # the partial index must see it leave `open` before the new INSERT
     checkout = Checkout(
         id=new_id("chk"),
         merchant_id=merchant.id,
@@ -111,7 +115,7 @@ def create_checkout(
         cancel_url=data["cancel_url"],
         callback_url=data["callback_url"],
         provider=data.get("provider") or merchant.default_provider,
-        payment_method_family=data["payment_method_family"] and data["payment_method_family"].value,
+        payment_method_family=_enum_value(data.get("payment_method_family")),
         status=CheckoutStatus.OPEN,
         metadata_=data.get("metadata") or {},
         request_id=request_id,
@@ -120,17 +124,23 @@ def create_checkout(
         updated_at=now,
     )
     session.add(checkout)
-    try:
-        with session.begin_nested():  # the unique index decides a race; a savepoint keeps the tx
-            session.flush()
-    except IntegrityError:
-        winner = _live_checkout(session, merchant.id, data["reservation_id"])
-        raise _exists(winner.id if winner else None) from None
+    session.flush()  # a lost race on uq_checkouts_live_reservation raises IntegrityError here
     return checkout
+
+
+def conflict_for(db: Database, merchant_id: str, reservation_id: str) -> CheckoutExists:
+    """Translate a lost insert race into the contract's 409, naming the checkout that won."""
+    with db.transaction() as session:
+        winner = _live_checkout(session, merchant_id, reservation_id)
+        return _exists(winner.id if winner else None)
 
 
 def _exists(checkout_id: str | None) -> CheckoutExists:
     return CheckoutExists(details={"checkoutId": checkout_id} if checkout_id else {})
+
+
+def _enum_value(value: Any) -> str | None:
+    return None if value is None else str(value.value)
 
 
 def _customer(customer: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -141,13 +151,11 @@ def _customer(customer: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _live_checkout(session: Session, merchant_id: str, reservation_id: str) -> Checkout | None:
     return session.scalars(
-        select(Checkout)
-        .where(
+        select(Checkout).where(
             Checkout.merchant_id == merchant_id,
             Checkout.reservation_id == reservation_id,
             Checkout.status.in_(LIVE_STATUSES),
         )
-        .with_for_update()
     ).first()
 
 
