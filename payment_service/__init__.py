@@ -12,7 +12,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from payment_service.checkouts import resources as checkout_resources
     from payment_service.checkouts.services import CheckoutPolicy
     from payment_service.db import Database
-    from payment_service.merchants.auth import authenticate_request
+    from payment_service.merchants.auth import KeyCache, authenticate_request
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -20,6 +20,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["payment_settings"] = settings
     app.extensions["payment_db"] = Database(settings.database_url)
+    app.extensions["payment_key_cache"] = KeyCache()
 
     logging.init_app(app)  # first: every later hook and error carries the request id
     ops.init_app(app)

@@ -479,3 +479,52 @@ def check_callback_url(
         host, port, allow_private=allow_private, resolve=resolve, unresolved_ok=unresolved_ok
     )
     return url
+
+
+class CachedResolver:
+    """getaddrinfo with a deadline and a short cache, for checks on a request's hot path.
+
+    A lookup that takes longer than ``timeout`` raises ``socket.timeout`` (an OSError), so a
+    caller using ``unresolved_ok`` accepts the name and leaves the final word to the check at
+    connection time; the lookup itself finishes in the background. Answers are kept for
+    ``ttl`` seconds: platforms send one callback host over and over.
+    """
+
+    def __init__(
+        self,
+        resolve: Callable[..., list[Any]] = socket.getaddrinfo,
+        *,
+        timeout: float = 0.5,
+        ttl: float = 60.0,
+        max_entries: int = 1024,
+    ) -> None:
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._resolve = resolve
+        self._timeout = timeout
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._cache: dict[tuple[str, int], tuple[float, list[Any]]] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolver")
+
+    def __call__(self, host: str, port: int, **kwargs: Any) -> list[Any]:
+        import time
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get((host, port))
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        future = self._pool.submit(self._resolve, host, port, **kwargs)
+        try:
+            answer = future.result(timeout=self._timeout)
+        except FutureTimeout:
+            raise TimeoutError(f"resolving {host} took longer than {self._timeout} s") from None
+        with self._lock:
+            if len(self._cache) >= self._max_entries:
+                self._cache.clear()
+            self._cache[(host, port)] = (now + self._ttl, answer)
+        return answer

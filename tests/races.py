@@ -37,7 +37,9 @@ def race(n: int, work: Callable[[int], T], timeout: float = 60) -> list[T]:
 
 
 @contextmanager
-def without_index(db: Database, table: str, index_name: str, *, clear_first: list[str]) -> Iterator[None]:
+def without_index(
+    db: Database, table: str, index_name: str, *, clear_first: list[str]
+) -> Iterator[None]:
     """Drop a guard index for a control experiment, and put it back (after emptying the tables
     whose duplicate rows would stop a unique index from being rebuilt)."""
     index = next(i for i in Base.metadata.tables[table].indexes if i.name == index_name)

@@ -48,6 +48,11 @@ _IDEMPOTENCY_HEADER = {
 }  # fmt: skip
 
 
+# Schemas are stateless after construction, and constructing one deep-copies its fields:
+# build each once, not per request.
+CHECKOUT_SCHEMA = CheckoutSchema()
+
+
 def view(checkout: Checkout) -> dict[str, Any]:
     """The checkout in CheckoutSchema's attribute names (the schema maps them to the wire)."""
     settings = current_app.extensions["payment_settings"]
@@ -90,8 +95,8 @@ def _respond(stored: StoredResponse, replayed: bool = False) -> Response:
 
 @blp.route("")
 class TicketCheckouts(MethodView):
-    @blp.arguments(CreateCheckoutSchema, example=_EXAMPLE)
-    @blp.response(201, CheckoutSchema)
+    @blp.arguments(CreateCheckoutSchema(), example=_EXAMPLE)
+    @blp.response(201, CHECKOUT_SCHEMA)
     @blp.alt_response(
         409, description="idempotency_key_in_use, or checkout_exists (details.checkoutId)"
     )
@@ -117,7 +122,7 @@ class TicketCheckouts(MethodView):
             checkout = services.create_checkout(
                 session, merchant, data, request_id=g.request_id, now=now
             )
-            return _json(201, CheckoutSchema().dump(view(checkout)))
+            return _json(201, CHECKOUT_SCHEMA.dump(view(checkout)))
 
         db = current_app.extensions["payment_db"]
         request_fingerprint = fingerprint(request.method, request.path, request.get_json())
@@ -142,7 +147,7 @@ class TicketCheckouts(MethodView):
 
 @blp.route("/<string:checkout_id>")
 class TicketCheckout(MethodView):
-    @blp.response(200, CheckoutSchema)
+    @blp.response(200, CHECKOUT_SCHEMA)
     @blp.alt_response(401, description="unauthenticated")
     @blp.alt_response(404, description="not_found (also for another merchant's checkout)")
     @blp.doc(security=[{"bearerAuth": []}])
@@ -156,7 +161,7 @@ class TicketCheckout(MethodView):
 
 @blp.route("/<string:checkout_id>/cancel")
 class CancelTicketCheckout(MethodView):
-    @blp.response(200, CheckoutSchema)
+    @blp.response(200, CHECKOUT_SCHEMA)
     @blp.alt_response(401, description="unauthenticated")
     @blp.alt_response(404, description="not_found")
     @blp.alt_response(

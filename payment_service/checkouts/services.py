@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,8 +22,8 @@ from payment_service.errors import (
 )
 from payment_service.ids import new_id
 from payment_service.merchants.models import Merchant
+from payment_service.safeurls import CachedResolver, check_callback_url, check_url
 from payment_service.safeurls import UrlNotAllowed as UrlRefused
-from payment_service.safeurls import check_callback_url, check_url
 from shared_contracts.checkouts import CheckoutStatus
 from shared_contracts.events import EventType
 
@@ -39,7 +38,7 @@ class CheckoutPolicy:
 
     providers: frozenset[str]
     allow_private_callbacks: bool
-    resolve: Callable[..., list[Any]] = field(default=socket.getaddrinfo)
+    resolve: Callable[..., list[Any]] = field(default_factory=CachedResolver)
 
 
 def validate_request(
@@ -66,14 +65,21 @@ def validate_request(
         except UrlRefused as exc:
             refused[wire_name] = [str(exc)]
     try:
-        check_callback_url(
-            data["callback_url"],
-            allowed_origins=merchant.callback_origins,
-            allow_http=merchant.allow_http,
-            allow_private=policy.allow_private_callbacks,
-            resolve=policy.resolve,
-            unresolved_ok=True,  # checked again at connection time
-        )
+        if policy.allow_private_callbacks:  # nothing a lookup could refuse: no DNS on this path
+            check_url(
+                data["callback_url"],
+                allowed_origins=merchant.callback_origins,
+                allow_http=merchant.allow_http,
+            )
+        else:
+            check_callback_url(
+                data["callback_url"],
+                allowed_origins=merchant.callback_origins,
+                allow_http=merchant.allow_http,
+                allow_private=False,
+                resolve=policy.resolve,
+                unresolved_ok=True,  # slow or failing DNS never blocks creation; checked again at connection time
+            )
     except UrlRefused as exc:
         refused["callbackUrl"] = [str(exc)]
     if refused:

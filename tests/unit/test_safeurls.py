@@ -831,3 +831,43 @@ def test_unresolved_ok_still_refuses_names_that_resolve_to_private_addresses():
         check_callback_target(
             "hooks.example", 443, allow_private=False, resolve=private, unresolved_ok=True
         )
+
+
+def test_cached_resolver_answers_repeats_from_its_cache():
+    from payment_service.safeurls import CachedResolver
+
+    calls = []
+
+    def counting(host, port, **_kwargs):
+        calls.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+    resolver = CachedResolver(counting, ttl=60)
+    assert resolver("a.example", 443) == resolver("a.example", 443)
+    assert calls == ["a.example"]
+
+
+def test_cached_resolver_gives_up_after_its_deadline():
+    import threading
+
+    from payment_service.safeurls import CachedResolver
+
+    release = threading.Event()
+
+    def hanging(host, port, **_kwargs):
+        release.wait(5)
+        return []
+
+    resolver = CachedResolver(hanging, timeout=0.05)
+    try:
+        with pytest.raises(OSError):
+            resolver("slow.example", 443)
+        # unresolved_ok turns the timeout into "accept now, check at connection time"
+        assert (
+            check_callback_target(
+                "slow.example", 443, allow_private=False, resolve=resolver, unresolved_ok=True
+            )
+            == []
+        )
+    finally:
+        release.set()

@@ -20,7 +20,12 @@ def post_all(app, merchant, *, same_key: bool):
             "/v1/ticket-checkouts", json=body, headers={**merchant.auth, "Idempotency-Key": key}
         )
         error = (response.get_json() or {}).get("error") or {}
-        return response.status_code, error.get("code"), response.headers.get("Idempotent-Replayed"), response
+        return (
+            response.status_code,
+            error.get("code"),
+            response.headers.get("Idempotent-Replayed"),
+            response,
+        )
 
     return race(THREADS, work)
 
@@ -35,20 +40,32 @@ def test_one_idempotency_key_from_50_threads_creates_one_checkout(app, merchant,
     outcomes = Counter((status, code, replayed) for status, code, replayed, _ in results)
     assert checkouts(db) == 1
     assert outcomes[(201, None, None)] == 1  # exactly one request ran
-    assert set(outcomes) <= {(201, None, None), (201, None, "true"), (409, "idempotency_key_in_use", None)}
+    assert set(outcomes) <= {
+        (201, None, None),
+        (201, None, "true"),
+        (409, "idempotency_key_in_use", None),
+    }
     bodies = {r.data for status, _, _, r in results if status == 201}
     assert len(bodies) == 1  # every 201 is the first answer, byte for byte
 
 
-def test_control_without_the_key_index_the_same_harness_runs_the_request_many_times(app, merchant, db):
+def test_control_without_the_key_index_the_same_harness_runs_the_request_many_times(
+    app, merchant, db
+):
     with without_index(db, "idempotency_keys", "uq_idempotency_keys_merchant_key",
                        clear_first=["idempotency_keys", "checkouts"]):  # fmt: skip
         results = post_all(app, merchant, same_key=True)
-        executed = [r for r in results if r[2] is None and r[0] in (201, 409) and r[1] != "idempotency_key_in_use"]
+        executed = [
+            r
+            for r in results
+            if r[2] is None and r[0] in (201, 409) and r[1] != "idempotency_key_in_use"
+        ]
         assert len(executed) > 1, Counter((s, c, rp) for s, c, rp, _ in results)
 
 
-def test_one_reservation_from_50_threads_with_different_keys_creates_one_checkout(app, merchant, db):
+def test_one_reservation_from_50_threads_with_different_keys_creates_one_checkout(
+    app, merchant, db
+):
     results = post_all(app, merchant, same_key=False)
     created = [r.get_json()["checkoutId"] for status, _, _, r in results if status == 201]
     assert len(created) == 1 and checkouts(db) == 1
@@ -64,7 +81,12 @@ def test_control_without_the_live_reservation_index(app, merchant, db):
     """PostgreSQL: without the partial unique index the check-then-insert races and several
     checkouts appear. SQLite: its single writer (BEGIN IMMEDIATE) serialises the check and the
     insert, so even without the index there is one; that lock is SQLite's guard."""
-    with without_index(db, "checkouts", "uq_checkouts_live_reservation", clear_first=["idempotency_keys", "checkouts"]):
+    with without_index(
+        db,
+        "checkouts",
+        "uq_checkouts_live_reservation",
+        clear_first=["idempotency_keys", "checkouts"],
+    ):
         post_all(app, merchant, same_key=False)
         if db.is_postgresql:
             assert checkouts(db) > 1

@@ -34,7 +34,9 @@ def test_find_by_reservation_lists_newest_first(client, merchant, create):
     client.post(f"/v1/ticket-checkouts/{first}/cancel", headers=merchant.auth)
     second = create().get_json()["checkoutId"]
     create(reservationId="res_other")
-    found = client.get("/v1/ticket-checkouts?reservationId=res_123", headers=merchant.auth).get_json()
+    found = client.get(
+        "/v1/ticket-checkouts?reservationId=res_123", headers=merchant.auth
+    ).get_json()
     assert [c["checkoutId"] for c in found["data"]] == [second, first]
     assert [c["status"] for c in found["data"]] == ["open", "canceled"]
 
@@ -87,11 +89,21 @@ def test_cancel_of_a_closed_checkout_is_409_invalid_state(client, merchant, crea
     assert events(db) == []
 
 
-def test_an_overdue_open_checkout_reads_as_expired_and_frees_its_reservation(client, merchant, create, db):
+def test_an_overdue_open_checkout_reads_as_expired_and_frees_its_reservation(
+    client, merchant, create, db
+):
     checkout_id = create().get_json()["checkoutId"]
     set_status(db, checkout_id, expires_at=utcnow() - timedelta(seconds=1))
-    assert client.get(f"/v1/ticket-checkouts/{checkout_id}", headers=merchant.auth).get_json()["status"] == "expired"
-    assert client.post(f"/v1/ticket-checkouts/{checkout_id}/cancel", headers=merchant.auth).status_code == 409
+    assert (
+        client.get(f"/v1/ticket-checkouts/{checkout_id}", headers=merchant.auth).get_json()[
+            "status"
+        ]
+        == "expired"
+    )
+    assert (
+        client.post(f"/v1/ticket-checkouts/{checkout_id}/cancel", headers=merchant.auth).status_code
+        == 409
+    )
     assert create().status_code == 201  # the overdue one is expired (with its event) on the way
     assert [e.type for e in events(db)] == ["ticket_payment.expired"]
 
