@@ -1,0 +1,1 @@
+"""Payment providers: the adapter contract every PSP implements, and the registry of them."""
