@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Flask
 
 from payment_service.settings import Settings
 
+if TYPE_CHECKING:
+    from payment_service.providers.registry import ProviderRegistry
+
 
 def create_app(settings: Settings | None = None) -> Flask:
     from payment_service import api, guards, logging, ops
+    from payment_service.checkouts import pages as checkout_pages
     from payment_service.checkouts import resources as checkout_resources
     from payment_service.checkouts.services import CheckoutPolicy
     from payment_service.db import Database
     from payment_service.merchants.auth import KeyCache, authenticate_request
+    from payment_service.providers import resources as provider_resources
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -26,11 +33,57 @@ def create_app(settings: Settings | None = None) -> Flask:
     ops.init_app(app)
     app.before_request(authenticate_request)  # before the body guards: 401 comes first
     guards.init_app(app)
+    registry = build_registry(settings)
+    app.extensions["payment_providers"] = registry
     app.extensions["payment_policy"] = CheckoutPolicy(
-        providers=frozenset({"sandbox"}) if settings.sandbox else frozenset(),
-        allow_private_callbacks=settings.allow_private_callbacks,
+        providers=registry.names(), allow_private_callbacks=settings.allow_private_callbacks
     )
     rest = api.create_api(app)
     rest.register_blueprint(checkout_resources.blp)
+    rest.register_blueprint(provider_resources.blp)
     app.extensions["payment_api"] = rest
+    checkout_pages.init_app(app)
+    if settings.sandbox:
+        mount_sandbox(app, settings)
     return app
+
+
+def build_registry(settings: Settings) -> ProviderRegistry:
+    from payment_service.providers.registry import ProviderRegistry
+    from payment_service.providers.sandbox import SandboxProvider, sandbox_base_url
+
+    providers = []
+    if settings.sandbox:
+        base_url = settings.sandbox_url or sandbox_base_url(settings.public_url)
+        providers.append(
+            SandboxProvider(base_url, settings.sandbox_api_key, settings.sandbox_webhook_secret)
+        )
+    return ProviderRegistry(providers)
+
+
+def mount_sandbox(app: Flask, settings: Settings) -> None:
+    """Serve the sandbox PSP under /sandbox of this server (CONTRACT §9, PAYMENT_SANDBOX=1)."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    from payment_service.sandbox_psp import create_sandbox_app
+    from payment_service.sandbox_psp.config import SandboxConfig
+
+    sandbox = create_sandbox_app(
+        SandboxConfig(
+            api_key=settings.sandbox_api_key,
+            webhook_secret=settings.sandbox_webhook_secret,
+            database_url=settings.sandbox_database_url,
+        )
+    )
+    app.extensions["payment_sandbox_app"] = sandbox
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/sandbox": sandbox})  # type: ignore[method-assign]
+
+
+def close_app(app: Flask) -> None:
+    """Release what create_app started: database pools and the sandbox's webhook sender."""
+    from payment_service.sandbox_psp import close_sandbox_app
+
+    app.extensions["payment_db"].dispose()
+    sandbox = app.extensions.get("payment_sandbox_app")
+    if sandbox is not None:
+        close_sandbox_app(sandbox)

@@ -190,6 +190,29 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     run_gunicorn(settings, bind=f"{host}:{port}", workers=workers, threads=threads)
 
 
+@cli.command()
+@click.option("--sweep-every", default=1.0, show_default=True, type=click.FloatRange(0.05, 3600),
+              help="Seconds between expiry sweeps.")  # fmt: skip
+def worker(sweep_every: float) -> None:
+    """Run the background jobs: expire overdue checkouts, purge old idempotency keys.
+
+    Any number of workers may run against one database; SIGTERM stops one cleanly."""
+    from payment_service import build_registry
+    from payment_service.db import Database
+    from payment_service.logging import configure_logging
+    from payment_service.models import import_all_models
+    from payment_service.worker import Worker
+
+    import_all_models()  # the ORM resolves callback_events' foreign key to merchants at flush
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+    runner = Worker(
+        Database(settings.database_url), build_registry(settings), sweep_every=sweep_every
+    )
+    runner.install_signal_handlers()
+    runner.run_forever()
+
+
 def _database() -> Any:
     from payment_service.db import Database
     from payment_service.logging import configure_logging

@@ -55,6 +55,11 @@ class Forbidden(ApiError):
     default_message = "This link is not valid."
 
 
+class InvalidSignature(ApiError):
+    code = ErrorCode.INVALID_SIGNATURE
+    default_message = "The webhook signature is missing, wrong or stale."
+
+
 class NotFound(ApiError):
     code = ErrorCode.NOT_FOUND
     default_message = "No such resource."

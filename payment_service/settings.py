@@ -35,6 +35,12 @@ class Settings:
     max_payment_attempts: int = 3
     log_format: str = "json"
     log_level: str = "INFO"
+    # The sandbox PSP: where the adapter reaches it (default: mounted at {public_url}/sandbox),
+    # the credentials both sides share, and its own database.
+    sandbox_url: str | None = None
+    sandbox_api_key: str = "sbx_test_key"
+    sandbox_webhook_secret: str = "sbx_whsec_dev"  # noqa: S105 (test-mode secret)
+    sandbox_database_url: str = "sqlite:///var/sandbox-psp.db"
 
     @property
     def is_production(self) -> bool:
@@ -98,6 +104,12 @@ class Settings:
             ),
             log_format=log_format,
             log_level=log_level,
+            sandbox_url=_public_url(get("PAYMENT_SANDBOX_URL"), False)
+            if get("PAYMENT_SANDBOX_URL")
+            else None,
+            sandbox_api_key=get("SANDBOX_API_KEY") or "sbx_test_key",
+            sandbox_webhook_secret=get("SANDBOX_WEBHOOK_SECRET") or "sbx_whsec_dev",
+            sandbox_database_url=get("SANDBOX_DATABASE_URL") or "sqlite:///var/sandbox-psp.db",
         )
 
 

@@ -16,6 +16,7 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_KEY_MISSING = "idempotency_key_missing"
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"  # a bad or expired checkout-page token, never a cross-tenant read
+    INVALID_SIGNATURE = "invalid_signature"  # a provider webhook that fails verification
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
@@ -37,6 +38,7 @@ HTTP_STATUS: Mapping[ErrorCode, int] = MappingProxyType(
         ErrorCode.IDEMPOTENCY_KEY_MISSING: 400,
         ErrorCode.UNAUTHENTICATED: 401,
         ErrorCode.FORBIDDEN: 403,
+        ErrorCode.INVALID_SIGNATURE: 400,
         ErrorCode.NOT_FOUND: 404,
         ErrorCode.METHOD_NOT_ALLOWED: 405,
         ErrorCode.IDEMPOTENCY_KEY_IN_USE: 409,
@@ -58,10 +60,29 @@ HTTP_STATUS: Mapping[ErrorCode, int] = MappingProxyType(
 class ErrorSchema(Schema):
     """The inner object of an error body."""
 
-    code = fields.Enum(ErrorCode, by_value=True, required=True)
-    message = fields.String(required=True)
-    request_id = fields.String(required=True, data_key="requestId")
-    details = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
+    code = fields.Enum(
+        ErrorCode,
+        by_value=True,
+        required=True,
+        metadata={"description": "Stable and machine-readable: branch on this, not on `message`."},
+    )
+    message = fields.String(required=True, metadata={"description": "For humans; may change."})
+    request_id = fields.String(
+        required=True,
+        data_key="requestId",
+        metadata={"description": "The request's `X-Request-ID`; quote it when asking for help."},
+    )
+    details = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(),
+        load_default=dict,
+        metadata={
+            "description": (
+                "`validation_error`: field -> messages; `checkout_exists`: the existing "
+                "`checkoutId`; otherwise usually empty."
+            )
+        },
+    )
 
 
 class ErrorEnvelopeSchema(Schema):

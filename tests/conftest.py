@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from payment_service import create_app
+from payment_service import close_app, create_app
 from payment_service.db import Base, Database
 from payment_service.migrate import upgrade
 from payment_service.models import import_all_models
@@ -106,11 +106,18 @@ def db(database_url: str) -> Iterator[Database]:
         cleaner.dispose()
 
 
+@pytest.fixture(scope="session")
+def sandbox_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One sandbox PSP database for the run: it is a stand-in provider, not our data."""
+    return f"sqlite:///{tmp_path_factory.mktemp('sandbox')}/sandbox-psp.db"
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, sandbox_database_url: str) -> Settings:
     return replace(
         Settings(),
         database_url=database_url,
+        sandbox_database_url=sandbox_database_url,
         public_url="http://pay.test",
         secret_key="test-secret-key-" + "x" * 32,
         allow_private_callbacks=False,
@@ -123,7 +130,7 @@ def app(settings: Settings, db: Database):  # type: ignore[no-untyped-def]
     application = create_app(settings)
     application.config["TESTING"] = True
     yield application
-    application.extensions["payment_db"].dispose()
+    close_app(application)
 
 
 @pytest.fixture

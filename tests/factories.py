@@ -63,3 +63,40 @@ def public_resolver(host: str, port: int, **_: object) -> list[tuple[object, ...
 
     address = "10.0.0.7" if host.endswith("internal-rebind.example") else "93.184.216.34"
     return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+
+def sandbox_payment_webhook(
+    checkout_id: str,
+    *,
+    status: str = "succeeded",
+    payment_id: str | None = None,
+    event_id: str | None = None,
+    amount: int = 30000,
+    currency: str = "KRW",
+    occurred_at: str | None = None,
+    secret: str = "sbx_whsec_dev",
+    signed_at: int | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """A sandbox PSP payment webhook exactly as the sandbox signs it: (raw body, headers)."""
+    import json
+    import secrets
+    import time
+    from datetime import UTC, datetime
+
+    from payment_service.sandbox_psp.signature import HEADER, sign_webhook
+
+    payment_id = payment_id or "sbp_" + secrets.token_hex(8)
+    body = json.dumps({
+        "id": event_id or "sbe_" + secrets.token_hex(8),
+        "type": f"payment.{status}",
+        "created": int(time.time()),
+        "data": {"object": {
+            "id": payment_id, "object": "payment", "sessionId": "sbs_test", "reference": checkout_id,
+            "status": status, "amount": amount, "currency": currency, "amountRefunded": 0,
+            "txId": "sbtx_" + payment_id[4:] if status == "succeeded" else None,
+            "declineCode": None if status == "succeeded" else "card_declined",
+            "createdAt": occurred_at or datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }},
+    }).encode()  # fmt: skip
+    signed_at = int(time.time()) if signed_at is None else signed_at
+    return body, {HEADER: sign_webhook(secret, signed_at, body), "Content-Type": "application/json"}

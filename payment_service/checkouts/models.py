@@ -49,6 +49,9 @@ class Checkout(Base):
     late: Mapped[bool] = mapped_column(Boolean, default=False)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # The provider's hosted session, created lazily when the buyer presses pay, reused after.
+    provider_session_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    provider_session_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -216,3 +216,27 @@ def cancel_checkout(
         checkout.closed_at = utcnow()
         record_event(session, checkout, EventType.CANCELED, request_id=request_id)
         return checkout
+
+
+def captured_payment(db: Database, checkout: Checkout) -> dict[str, Any] | None:
+    """The payment that paid this checkout, in PaymentSchema's names; None while unpaid."""
+    if checkout.status not in (CheckoutStatus.PAID, CheckoutStatus.REFUNDED):
+        return None
+    from payment_service.payments.models import Payment
+
+    with db.transaction() as session:
+        payment = session.scalars(
+            select(Payment)
+            .where(
+                Payment.checkout_id == checkout.id, Payment.status.in_(("succeeded", "refunded"))
+            )
+            .order_by(Payment.occurred_at)
+        ).first()
+    if payment is None:
+        return None
+    return {
+        "payment_id": payment.id,
+        "provider": payment.provider,
+        "tx_id": payment.tx_id,
+        "paid_at": payment.occurred_at,
+    }

@@ -10,13 +10,14 @@ from shared_contracts.errors import (
     error_body,
 )
 
-# Copied by hand from CONTRACT §3 (plus `forbidden` for checkout-page tokens), so a change to
-# either side shows up here.
+# Copied by hand from CONTRACT §3 (plus `forbidden` for checkout-page tokens and
+# `invalid_signature` for provider webhooks), so a change to either side shows up here.
 CONTRACT_STATUSES = {
     "malformed_json": 400,
     "idempotency_key_missing": 400,
     "unauthenticated": 401,
     "forbidden": 403,
+    "invalid_signature": 400,
     "not_found": 404,
     "method_not_allowed": 405,
     "idempotency_key_in_use": 409,

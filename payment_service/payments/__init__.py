@@ -1,0 +1,1 @@
+"""Payments: what providers report (attempts, captures, refunds) and how it moves checkouts."""
