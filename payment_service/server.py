@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
 from payment_service.settings import Settings
+
+
+class StructlogGunicornLogger(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's loggers hand their records to the root handler of configure_logging, so its
+    lines are JSON like ours and written once (gunicorn would add plain-text handlers)."""
+
+    def setup(self, cfg: Any) -> None:
+        for log in (self.error_log, self.access_log):
+            log.handlers = []
+            log.propagate = True
+            log.setLevel(logging.INFO)
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -37,6 +50,7 @@ def run_gunicorn(settings: Settings, *, bind: str, workers: int, threads: int) -
         "timeout": 30,
         "graceful_timeout": 20,
         "accesslog": None,  # one http.request line per request comes from the app
-        "logconfig_dict": {"version": 1, "disable_existing_loggers": False, "root": {}},
+        "logger_class": StructlogGunicornLogger,
+        "control_socket_disable": True,  # several servers share a machine in tests and benches
     }
     _Gunicorn(settings, options).run()
