@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import flask_smorest
+from apispec import APISpec, BasePlugin
+from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 
 from payment_service import errors
@@ -33,6 +35,31 @@ API_SPEC = {
 }
 
 
+class ErrorEnvelopePlugin(BasePlugin):  # type: ignore[misc]
+    """Documents every 4xx and 5xx answer that has no body of its own as the error envelope:
+    every non-2xx JSON answer of this service has that body (CONTRACT §3)."""
+
+    def init_spec(self, spec: APISpec) -> None:
+        self.spec = spec
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **_: Any
+    ) -> None:
+        for operation in (operations or {}).values():
+            responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+            for status, response in responses.items():
+                undocumented = isinstance(response, dict) and not {"content", "$ref"} & set(
+                    response
+                )
+                if str(status)[:1] in "45" and undocumented:
+                    response["content"] = {"application/json": {"schema": self._envelope()}}
+
+    def _envelope(self) -> dict[str, Any]:
+        [plugin] = [p for p in self.spec.plugins if isinstance(p, MarshmallowPlugin)]
+        ref: dict[str, Any] = plugin.converter.resolve_nested_schema(ErrorEnvelopeSchema)
+        return ref
+
+
 class Api(flask_smorest.Api):  # type: ignore[misc]
     ERROR_SCHEMA = ErrorEnvelopeSchema
 
@@ -46,4 +73,4 @@ class Api(flask_smorest.Api):  # type: ignore[misc]
 def create_api(app: Flask) -> Api:
     for key, value in API_SPEC.items():
         app.config.setdefault(key, value)
-    return Api(app)
+    return Api(app, spec_kwargs={"extra_plugins": [ErrorEnvelopePlugin()]})

@@ -1,4 +1,4 @@
-"""Request guards that run before any view: body size, content type and JSON syntax."""
+"""Request guards that run before any view: body size, content type, JSON syntax, text."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
-from payment_service.errors import MalformedJson
+from payment_service.errors import MalformedJson, NotFound, ValidationFailed
 from payment_service.settings import MAX_BODY_BYTES
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -34,6 +34,50 @@ def check_body() -> None:
         raise MalformedJson() from None
 
 
+_NUL = "\x00"
+_UNSTORABLE_MESSAGE = "Must not contain NUL (U+0000) or unpaired surrogates (\\ud800)."
+
+
+def _unstorable(value: object) -> bool:
+    """Whether a JSON value holds text no database can take: NUL, which PostgreSQL text
+    refuses, or an unpaired surrogate (a JSON escape like "\\ud800"), which is not UTF-8."""
+    if isinstance(value, str):
+        if _NUL in value:
+            return True
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_unstorable(key) or _unstorable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_unstorable(item) for item in value)
+    return False
+
+
+def refuse_unstorable_text() -> None:
+    """Such text is valid JSON (and NUL a valid URL), but a query or an insert with it fails:
+    refuse it in /v1 paths, queries and bodies before any view runs, with the same answer on
+    every database: 404 for a path, 422 validation_error naming the field otherwise."""
+    if not request.path.startswith("/v1/"):
+        return
+    if _unstorable(request.path):
+        raise NotFound()
+    named: list[tuple[str, object]] = list(request.args.items(multi=True))
+    if request.is_json and not request.path.startswith("/v1/providers/"):
+        body = request.get_json(silent=True)
+        named += list(body.items()) if isinstance(body, dict) else [("_schema", body)]
+    fields = {
+        "_schema" if _unstorable(name) else name
+        for name, value in named
+        if _unstorable([name, value])
+    }
+    if fields:
+        raise ValidationFailed(details={name: [_UNSTORABLE_MESSAGE] for name in sorted(fields)})
+
+
 def init_app(app: Flask) -> None:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.before_request(check_body)
+    app.before_request(refuse_unstorable_text)

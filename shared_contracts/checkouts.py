@@ -8,7 +8,12 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from shared_contracts.money import money_errors
+from shared_contracts.money import (
+    MAX_AMOUNT,
+    MIN_AMOUNT,
+    SUPPORTED_CURRENCIES,
+    money_errors,
+)
 
 MAX_METADATA_KEYS = 20
 MAX_METADATA_KEY_LENGTH = 40
@@ -75,9 +80,19 @@ class CreateCheckoutSchema(Schema):
     )
     amount = JsonInteger(
         required=True,
-        metadata={"description": "Integer in the currency's minor unit (KRW 30000 = ₩30,000)."},
+        metadata={
+            "description": "Integer in the currency's minor unit (KRW 30000 = ₩30,000).",
+            "minimum": MIN_AMOUNT,
+            "maximum": MAX_AMOUNT,
+        },
     )
-    currency = fields.String(required=True, metadata={"description": "ISO 4217, upper case."})
+    currency = fields.String(
+        required=True,
+        metadata={
+            "description": "ISO 4217, upper case, one of the supported currencies.",
+            "enum": sorted(SUPPORTED_CURRENCIES),
+        },
+    )
     customer = fields.Nested(CustomerSchema, load_default=None)
     success_url = fields.String(
         data_key="successUrl", required=True, validate=validate.Length(1, MAX_URL_LENGTH)
@@ -102,6 +117,13 @@ class CreateCheckoutSchema(Schema):
         values=fields.String(validate=validate.Length(max=MAX_METADATA_VALUE_LENGTH)),
         validate=validate.Length(max=MAX_METADATA_KEYS),
         load_default=dict,
+        metadata={
+            "description": (
+                f"Up to {MAX_METADATA_KEYS} string values under keys of 1 to "
+                f"{MAX_METADATA_KEY_LENGTH} characters; sent back in every callback."
+            ),
+            "maxProperties": MAX_METADATA_KEYS,
+        },
     )
 
     @validates_schema(skip_on_field_errors=False)

@@ -44,8 +44,27 @@ _EXAMPLE = {
 _IDEMPOTENCY_HEADER = {
     "name": "Idempotency-Key", "in": "header", "required": True,
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-    "description": "Same key and body within 24 h replays the first answer.",
+    "description": (
+        "1 to 255 printable characters, new for each new checkout (a UUID is a good choice). "
+        "Same key and body within 24 h replays the first answer; same key and another body "
+        "is 422 `idempotency_key_reused`."
+    ),
 }  # fmt: skip
+_CREATED_EXAMPLE = {
+    "checkoutId": "chk_4Yb2Qm7TzL1cWn8RkP0sXe3D",
+    "checkoutUrl": "https://pay.example/checkout/chk_4Yb2Qm7TzL1cWn8RkP0sXe3D?t=WyJjaGtf...",
+    "status": "open", "reservationId": "res_123", "eventId": "evt_42", "tierId": "tier_7",
+    "orderName": "Seoul Marathon 2027 - Full course", "amount": 30000, "currency": "KRW",
+    "provider": "sandbox", "paymentMethodFamily": None, "attempts": 0, "maxAttempts": 3,
+    "metadata": {}, "expiresAt": "2026-11-22T10:15:00+00:00",
+    "createdAt": "2026-11-22T10:00:00+00:00", "paidAt": None, "payment": None,
+}  # fmt: skip
+_REPLAYED_HEADER = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored answer to an earlier request with this key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
 
 # Schemas are stateless after construction, and constructing one deep-copies its fields:
@@ -56,7 +75,7 @@ CHECKOUT_SCHEMA = CheckoutSchema()
 def view(checkout: Checkout) -> dict[str, Any]:
     """The checkout in CheckoutSchema's attribute names (the schema maps them to the wire)."""
     settings = current_app.extensions["payment_settings"]
-    payment = getattr(checkout, "payment", None)
+    payment = services.captured_payment(current_app.extensions["payment_db"], checkout)
     return {
         "checkout_id": checkout.id,
         "checkout_url": checkout_url(
@@ -96,15 +115,22 @@ def _respond(stored: StoredResponse, replayed: bool = False) -> Response:
 @blp.route("")
 class TicketCheckouts(MethodView):
     @blp.arguments(CreateCheckoutSchema(), example=_EXAMPLE)
-    @blp.response(201, CHECKOUT_SCHEMA)
+    @blp.response(201, CHECKOUT_SCHEMA, example=_CREATED_EXAMPLE, headers=_REPLAYED_HEADER)
     @blp.alt_response(
-        409, description="idempotency_key_in_use, or checkout_exists (details.checkoutId)"
+        400, description="`malformed_json`, or `idempotency_key_missing` (missing or invalid key)"
     )
-    @blp.alt_response(400, description="malformed_json or idempotency_key_missing")
-    @blp.alt_response(401, description="unauthenticated")
-    @blp.alt_response(415, description="unsupported_media_type")
+    @blp.alt_response(401, description="`unauthenticated`")
     @blp.alt_response(
-        422, description="validation_error, url_not_allowed or idempotency_key_reused"
+        409, description="`idempotency_key_in_use`, or `checkout_exists` (`details.checkoutId`)"
+    )
+    @blp.alt_response(413, description="`payload_too_large` (the body is over 1 MiB)")
+    @blp.alt_response(
+        415, description="`unsupported_media_type` (send `Content-Type: application/json`)"
+    )
+    @blp.alt_response(
+        422,
+        description="`validation_error` (`details`: field -> messages), `url_not_allowed` "
+        "or `idempotency_key_reused`",
     )
     @blp.doc(parameters=[_IDEMPOTENCY_HEADER], security=[{"bearerAuth": []}])
     def post(self, data: dict[str, Any]) -> Response:
@@ -134,8 +160,8 @@ class TicketCheckouts(MethodView):
 
     @blp.arguments(FindCheckoutsQuerySchema, location="query")
     @blp.response(200, CheckoutListSchema)
-    @blp.alt_response(401, description="unauthenticated")
-    @blp.alt_response(422, description="validation_error")
+    @blp.alt_response(401, description="`unauthenticated`")
+    @blp.alt_response(422, description="`validation_error` (`details`: field -> messages)")
     @blp.doc(security=[{"bearerAuth": []}])
     def get(self, query: dict[str, str]) -> dict[str, Any]:
         """Find the checkouts of a reservation, newest first"""
@@ -148,8 +174,8 @@ class TicketCheckouts(MethodView):
 @blp.route("/<string:checkout_id>")
 class TicketCheckout(MethodView):
     @blp.response(200, CHECKOUT_SCHEMA)
-    @blp.alt_response(401, description="unauthenticated")
-    @blp.alt_response(404, description="not_found (also for another merchant's checkout)")
+    @blp.alt_response(401, description="`unauthenticated`")
+    @blp.alt_response(404, description="`not_found` (also for another merchant's checkout)")
     @blp.doc(security=[{"bearerAuth": []}])
     def get(self, checkout_id: str) -> dict[str, Any]:
         """Read a checkout"""
@@ -162,10 +188,10 @@ class TicketCheckout(MethodView):
 @blp.route("/<string:checkout_id>/cancel")
 class CancelTicketCheckout(MethodView):
     @blp.response(200, CHECKOUT_SCHEMA)
-    @blp.alt_response(401, description="unauthenticated")
-    @blp.alt_response(404, description="not_found")
+    @blp.alt_response(401, description="`unauthenticated`")
+    @blp.alt_response(404, description="`not_found` (also for another merchant's checkout)")
     @blp.alt_response(
-        409, description="invalid_state: the checkout is paid, refunded, failed or expired"
+        409, description="`invalid_state`: the checkout is paid, refunded, failed or expired"
     )
     @blp.doc(security=[{"bearerAuth": []}])
     def post(self, checkout_id: str) -> dict[str, Any]:
