@@ -22,6 +22,7 @@ from payment_service.db import Base, Database
 from payment_service.migrate import upgrade
 from payment_service.models import import_all_models
 from payment_service.settings import Settings, normalize_database_url
+from tests.factories import MerchantCredentials, make_merchant, public_resolver
 
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL") or DEFAULT_PG_ADMIN_URL
@@ -129,8 +130,16 @@ def settings(database_url: str, sandbox_database_url: str) -> Settings:
 def app(settings: Settings, db: Database):  # type: ignore[no-untyped-def]
     application = create_app(settings)
     application.config["TESTING"] = True
+    # No test depends on real DNS: every callback host resolves through a stand-in.
+    policy = application.extensions["payment_policy"]
+    application.extensions["payment_policy"] = replace(policy, resolve=public_resolver)
     yield application
     close_app(application)
+
+
+@pytest.fixture
+def merchant(db: Database) -> MerchantCredentials:
+    return make_merchant(db)
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """The hosted checkout page: token checks, what the buyer sees, and the pay action's failures."""
 
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -9,14 +8,11 @@ from sqlalchemy import update
 from payment_service.checkouts.models import Checkout
 from payment_service.checkouts.tokens import make_token
 from payment_service.db import utcnow
-from tests.factories import checkout_payload, make_merchant, public_resolver
+from tests.factories import checkout_payload, make_merchant
 
 
 @pytest.fixture
 def created(app, client, db):
-    app.extensions["payment_policy"] = replace(
-        app.extensions["payment_policy"], resolve=public_resolver
-    )
     creds = make_merchant(db)
     response = client.post("/v1/ticket-checkouts", json=checkout_payload(amount=30000, currency="KRW"),
                            headers={**creds.auth, "Idempotency-Key": "k"})  # fmt: skip

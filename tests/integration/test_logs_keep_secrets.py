@@ -3,12 +3,11 @@
 import io
 import json
 import logging
-from dataclasses import replace
 
 import pytest
 
 from payment_service.logging import configure_logging
-from tests.factories import checkout_payload, make_merchant, public_resolver
+from tests.factories import checkout_payload, make_merchant
 
 
 @pytest.fixture
@@ -20,9 +19,6 @@ def log_stream():
 
 
 def test_a_full_cycle_logs_ids_but_no_secrets(app, client, db, log_stream):
-    app.extensions["payment_policy"] = replace(
-        app.extensions["payment_policy"], resolve=public_resolver
-    )
     creds = make_merchant(db)
     headers = {**creds.auth, "Idempotency-Key": "log-1", "X-Request-ID": "req-log-1"}
     created = client.post("/v1/ticket-checkouts", json=checkout_payload(), headers=headers)

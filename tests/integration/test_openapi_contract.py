@@ -13,7 +13,6 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -35,7 +34,7 @@ from payment_service.checkouts.models import Checkout
 from payment_service.db import utcnow
 from payment_service.merchants.auth import requires_api_key
 from payment_service.payments.models import Payment
-from tests.factories import PLATFORM_ORIGIN, checkout_payload, make_merchant, public_resolver
+from tests.factories import PLATFORM_ORIGIN, checkout_payload
 
 ERROR_ENVELOPE = "#/components/schemas/ErrorEnvelope"
 CREATE = ("/v1/ticket-checkouts", "post")
@@ -50,19 +49,6 @@ FUZZ_EXAMPLES = 30  # per operation and generation mode
 SEEDED_EXAMPLES = 10  # per operation and seeded checkout
 URL_FIELDS = ("successUrl", "cancelUrl", "callbackUrl")
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
-
-
-@pytest.fixture
-def app(app):
-    """Schemathesis sends made-up host names: resolve them all to a public address, no DNS."""
-    policy = app.extensions["payment_policy"]
-    app.extensions["payment_policy"] = replace(policy, resolve=public_resolver)
-    return app
-
-
-@pytest.fixture
-def merchant(db):
-    return make_merchant(db)
 
 
 @pytest.fixture

@@ -1,25 +1,12 @@
-"""Fixtures for the checkout API: a merchant, a DNS stand-in, and a create helper."""
+"""Fixtures for the checkout API: a second merchant and a create helper."""
 
 import itertools
-from dataclasses import replace
 
 import pytest
 
-from tests.factories import checkout_payload, make_merchant, public_resolver
+from tests.factories import checkout_payload, make_merchant
 
 _keys = itertools.count()
-
-
-@pytest.fixture
-def app(app):
-    policy = app.extensions["payment_policy"]
-    app.extensions["payment_policy"] = replace(policy, resolve=public_resolver)
-    return app
-
-
-@pytest.fixture
-def merchant(db):
-    return make_merchant(db)
 
 
 @pytest.fixture

@@ -2,21 +2,11 @@
 
 import pytest
 
-from tests.factories import checkout_payload, make_merchant, public_resolver
+from tests.factories import checkout_payload
 
 
 @pytest.fixture
-def merchant(db):
-    return make_merchant(db)
-
-
-@pytest.fixture
-def open_checkout(app, client, merchant):
-    from dataclasses import replace
-
-    app.extensions["payment_policy"] = replace(
-        app.extensions["payment_policy"], resolve=public_resolver
-    )
+def open_checkout(client, merchant):
     response = client.post(
         "/v1/ticket-checkouts",
         json=checkout_payload(),
