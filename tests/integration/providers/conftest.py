@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from werkzeug.wrappers import Request, Response
 from payment_service.providers.base import SessionRequest
 from payment_service.providers.sandbox import SandboxProvider, sandbox_base_url
 from payment_service.sandbox_psp import SandboxConfig, close_sandbox_app, create_sandbox_app
+from tests.receivers import Receiver, serving_receiver
 
 API_KEY = "sbx_key_adapter_tests_0123456789"
 WEBHOOK_SECRET = "sbx_whsec_adapter_tests"
@@ -53,61 +52,10 @@ def serving(app: Any) -> Iterator[str]:
 # -- the webhook receiver --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Received:
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """Records every POST (answering 200), so webhooks can be handed to the adapter."""
-
-    url: str = ""
-    received: list[Received] = field(default_factory=list)
-    changed: threading.Condition = field(default_factory=threading.Condition)
-
-    def record(self, item: Received) -> None:
-        with self.changed:
-            self.received.append(item)
-            self.changed.notify_all()
-
-    def wait_for(self, number: int, timeout: float = 10.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while len(self.received) < number:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"expected {number} webhooks, got {len(self.received)}")
-                self.changed.wait(left)
-            return list(self.received)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            state.record(Received(dict(self.headers.items()), body))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/sandbox"
-    try:
+    with serving_receiver("/hooks/sandbox") as state:
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 # -- the sandbox PSP over real HTTP -----------------------------------------------------------
