@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from payment_service.callbacks.outbox import record_event
@@ -98,39 +98,56 @@ def create_checkout(
     it). Raises CheckoutExists when the reservation already has an open or paid checkout. A
     concurrent insert that wins the race makes the flush raise IntegrityError instead, which
     `conflict_for` turns into CheckoutExists once this transaction has rolled back."""
-    existing = _live_checkout(session, merchant.id, data["reservation_id"])
+    # A narrow read (no ORM entity) on the hot path; the full row only for the rare expiry.
+    existing = session.execute(
+        select(Checkout.id, Checkout.status, Checkout.expires_at).where(
+            Checkout.merchant_id == merchant.id,
+            Checkout.reservation_id == data["reservation_id"],
+            Checkout.status.in_(LIVE_STATUSES),
+        )
+    ).first()
     if existing is not None:
-        if existing.effective_status(now) != CheckoutStatus.EXPIRED:
+        overdue = existing.status == CheckoutStatus.OPEN and existing.expires_at <= now
+        if not overdue:
             raise _exists(existing.id)
         locked = session.get(Checkout, existing.id, with_for_update=True, populate_existing=True)
         if locked is None or locked.effective_status(now) != CheckoutStatus.EXPIRED:
             raise _exists(existing.id)
         expire_overdue(session, locked, request_id=request_id)
         session.flush()  # the partial index must see it leave `open` before the new INSERT
-    checkout = Checkout(
-        id=new_id("chk"),
-        merchant_id=merchant.id,
-        reservation_id=data["reservation_id"],
-        event_id=data["event_id"],
-        tier_id=data["tier_id"],
-        order_name=data["order_name"],
-        amount=data["amount"],
-        currency=data["currency"],
-        customer=_customer(data.get("customer")),
-        success_url=data["success_url"],
-        cancel_url=data["cancel_url"],
-        callback_url=data["callback_url"],
-        provider=data.get("provider") or merchant.default_provider,
-        payment_method_family=_enum_value(data.get("payment_method_family")),
-        status=CheckoutStatus.OPEN,
-        metadata_=data.get("metadata") or {},
-        request_id=request_id,
-        expires_at=(data.get("expires_at") or now + DEFAULT_TTL).replace(microsecond=0),
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(checkout)
-    session.flush()  # a lost race on uq_checkouts_live_reservation raises IntegrityError here
+    values: dict[str, Any] = {
+        "id": new_id("chk"),
+        "merchant_id": merchant.id,
+        "reservation_id": data["reservation_id"],
+        "event_id": data["event_id"],
+        "tier_id": data["tier_id"],
+        "order_name": data["order_name"],
+        "amount": data["amount"],
+        "currency": data["currency"],
+        "customer": _customer(data.get("customer")),
+        "success_url": data["success_url"],
+        "cancel_url": data["cancel_url"],
+        "callback_url": data["callback_url"],
+        "provider": data.get("provider") or merchant.default_provider,
+        "payment_method_family": _enum_value(data.get("payment_method_family")),
+        "status": CheckoutStatus.OPEN,
+        "attempts": 0,
+        "late": False,
+        "metadata_": data.get("metadata") or {},
+        "request_id": request_id,
+        "provider_session_id": None,
+        "provider_session_url": None,
+        "expires_at": (data.get("expires_at") or now + DEFAULT_TTL).replace(microsecond=0),
+        "created_at": now,
+        "updated_at": now,
+        "paid_at": None,
+        "closed_at": None,
+    }
+    # A Core INSERT: the ORM's unit of work costs more than the rest of the request's SQL. The
+    # returned object is transient (not in the session), complete, and only read by the caller.
+    # A lost race on uq_checkouts_live_reservation raises IntegrityError here.
+    session.execute(insert(Checkout), [values])
+    checkout = Checkout(**values)
     return checkout
 
 

@@ -1,10 +1,13 @@
 """Run a request once per (merchant, Idempotency-Key), as Stripe does.
 
-The key is claimed by INSERTing its row in a short transaction of its own; the unique index
-makes a concurrent second claim fail, so two requests with one key never both run. The use
-case then runs in its own transaction, which also stores the answer: the effect and the stored
-answer commit together or not at all. Errors are not stored: the claim is released, nothing
-was committed, and a retry runs again.
+One transaction per request. It first takes the key: on PostgreSQL a transaction-level
+advisory lock on a 64-bit hash of (merchant, key), without waiting (held by another request:
+409 `idempotency_key_in_use`, the first one is still in flight); on SQLite the transaction's
+BEGIN IMMEDIATE already serialises every writer. Holding the key, it reads the key's row:
+the stored answer is replayed, a different request under the key is 422, and with no row the
+use case runs and the answer is INSERTed in the same transaction. The effect and the stored
+answer commit together or not at all: an error (or a crash) rolls both back, nothing is left
+behind, and a retry runs again. The unique index on (merchant_id, key) stays as the backstop.
 """
 
 from __future__ import annotations
@@ -15,18 +18,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from payment_service.db import Database, utcnow
 from payment_service.errors import IdempotencyKeyInUse, IdempotencyKeyMissing, IdempotencyKeyReused
-from payment_service.idempotency.models import COMPLETED, IN_PROGRESS, IdempotencyRecord
+from payment_service.idempotency.models import COMPLETED, IdempotencyRecord
 
 RETENTION = timedelta(hours=24)
-# A claim older than this belongs to a process that died mid-request; another may take it.
-ABANDONED_AFTER = timedelta(minutes=2)
 MAX_KEY_LENGTH = 255
+
+_TABLE = IdempotencyRecord.__table__
+_COLUMNS = _TABLE.c  # type: ignore[attr-defined]
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:lock_id)")
 
 
 @dataclass(frozen=True)
@@ -48,101 +53,94 @@ def fingerprint(method: str, path: str, body: object) -> str:
     return hashlib.sha256(f"{method}\n{path}\n{canonical}".encode()).hexdigest()
 
 
+def lock_id(merchant_id: str, key: str) -> int:
+    """The advisory lock of a (merchant, key): a signed 64-bit hash, PostgreSQL's bigint."""
+    digest = hashlib.sha256(f"{merchant_id}\n{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def run_idempotent(
     db: Database,
     merchant_id: str,
     key: str,
     request_fingerprint: str,
     handler: Callable[[Session], StoredResponse],
+    *,
+    lock: bool = True,
 ) -> tuple[StoredResponse, bool]:
     """Return (answer, replayed). Raises IdempotencyKeyReused for a different request under
     the same key, IdempotencyKeyInUse while the first is still running, and whatever the
-    handler raises (after releasing the claim)."""
-    replay = _claim(db, merchant_id, key, request_fingerprint)
-    if replay is not None:
-        return replay, True
+    handler raises (after rolling everything back, so nothing is stored).
+
+    `lock=False` skips the PostgreSQL advisory lock. Only the race controls use it, to show
+    that without the lock (and the unique index) concurrent requests do run twice."""
     try:
         with db.transaction() as session:
+            if lock and db.is_postgresql and not _try_lock(session, merchant_id, key):
+                raise IdempotencyKeyInUse()
+            stored = _stored(session, merchant_id, key, request_fingerprint)
+            if stored is not None:
+                return stored, True
             response = handler(session)
-            session.execute(
-                update(IdempotencyRecord)
-                .where(IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key)
-                .values(
-                    state=COMPLETED,
-                    response_status=response.status,
-                    response_headers=dict(response.headers),
-                    response_body=response.body,
+            now = utcnow()
+            try:
+                session.execute(
+                    insert(_TABLE).values(
+                        merchant_id=merchant_id,
+                        key=key,
+                        fingerprint=request_fingerprint,
+                        state=COMPLETED,
+                        response_status=response.status,
+                        response_headers=dict(response.headers),
+                        response_body=response.body,
+                        created_at=now,
+                        locked_at=now,
+                    )
                 )
-            )
-    except BaseException:
-        _release(db, merchant_id, key)
-        raise
-    return response, False
-
-
-def _claim(
-    db: Database, merchant_id: str, key: str, request_fingerprint: str
-) -> StoredResponse | None:
-    try:
-        with db.transaction() as session:
-            if db.is_postgresql:
-                # The claim only matters while this request runs; if the server crashes before
-                # it reaches disk, the request died with it. No fsync for it, then.
-                session.execute(text("SET LOCAL synchronous_commit = off"))
-            session.add(
-                IdempotencyRecord(merchant_id=merchant_id, key=key, fingerprint=request_fingerprint)
-            )
-        return None
-    except IntegrityError:
-        pass  # the key exists: decide from its row
-    now = utcnow()
+            except IntegrityError as exc:  # not the handler's: its conflicts reach the caller
+                raise _KeyTaken() from exc
+    except _KeyTaken:
+        pass  # the backstop: another request stored this key first; answer from its row
+    else:
+        return response, False
     with db.transaction() as session:
-        record = session.scalars(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key
-            )
-        ).one_or_none()
-        if record is None:  # released between our INSERT and this read: the first one failed
-            raise IdempotencyKeyInUse()
-        if record.created_at < now - RETENTION:
-            return _take_over(session, record, request_fingerprint, now)
-        if record.fingerprint != request_fingerprint:
-            raise IdempotencyKeyReused()
-        if record.state == COMPLETED:
-            return StoredResponse(
-                record.response_status or 200,
-                record.response_body or b"",
-                record.response_headers or {},
-            )
-        if record.locked_at < now - ABANDONED_AFTER:
-            return _take_over(session, record, request_fingerprint, now)
-    raise IdempotencyKeyInUse()
-
-
-def _take_over(
-    session: Session, record: IdempotencyRecord, request_fingerprint: str, now: datetime
-) -> None:
-    """Claim an expired or abandoned key, unless another request took it first."""
-    taken = session.execute(
-        update(IdempotencyRecord)
-        .where(IdempotencyRecord.id == record.id, IdempotencyRecord.locked_at == record.locked_at)
-        .values(fingerprint=request_fingerprint, state=IN_PROGRESS, created_at=now, locked_at=now,
-                response_status=None, response_headers=None, response_body=None)
-    )  # fmt: skip
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        stored = _stored(session, merchant_id, key, request_fingerprint)
+    if stored is None:
         raise IdempotencyKeyInUse()
-    return None
+    return stored, True
 
 
-def _release(db: Database, merchant_id: str, key: str) -> None:
-    with db.transaction() as session:
-        session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.merchant_id == merchant_id,
-                IdempotencyRecord.key == key,
-                IdempotencyRecord.state == IN_PROGRESS,
-            )
-        )
+def _try_lock(session: Session, merchant_id: str, key: str) -> bool:
+    """Take the key's advisory lock until this transaction ends; False if another holds it."""
+    return bool(session.execute(_TRY_LOCK, {"lock_id": lock_id(merchant_id, key)}).scalar())
+
+
+class _KeyTaken(Exception):
+    """The unique index refused our row: rolls the transaction back, then the row decides."""
+
+
+def _stored(
+    session: Session, merchant_id: str, key: str, request_fingerprint: str
+) -> StoredResponse | None:
+    """The answer to replay, None when the key is free; raises for a key that is not ours."""
+    row = session.execute(
+        select(
+            _COLUMNS.id, _COLUMNS.fingerprint, _COLUMNS.created_at, _COLUMNS.response_status,
+            _COLUMNS.response_headers, _COLUMNS.response_body,
+        ).where(_COLUMNS.merchant_id == merchant_id, _COLUMNS.key == key)
+    ).one_or_none()  # fmt: skip
+    if row is None:
+        return None
+    if row.created_at < utcnow() - RETENTION:
+        # Expired: the key is free again. We hold the key (advisory lock or SQLite's write
+        # lock), so nobody else deletes or reuses it meanwhile.
+        session.execute(delete(_TABLE).where(_COLUMNS.id == row.id))
+        return None
+    if row.fingerprint != request_fingerprint:
+        raise IdempotencyKeyReused()
+    return StoredResponse(
+        row.response_status or 200, row.response_body or b"", row.response_headers or {}
+    )
 
 
 def purge_expired(db: Database, now: datetime | None = None) -> int:

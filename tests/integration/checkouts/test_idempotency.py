@@ -1,14 +1,15 @@
 """Idempotency-Key semantics of CONTRACT §5, as Stripe has them."""
 
 import json
+import threading
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text
 
 from payment_service.checkouts.models import Checkout
 from payment_service.db import utcnow
-from payment_service.idempotency.models import COMPLETED, IN_PROGRESS, IdempotencyRecord
-from payment_service.idempotency.services import purge_expired
+from payment_service.idempotency.models import COMPLETED, IdempotencyRecord
+from payment_service.idempotency.services import fingerprint, lock_id, purge_expired
 from tests.factories import checkout_payload
 
 
@@ -83,25 +84,60 @@ def _insert_record(db, merchant_id, key, *, state, age, fingerprint="f" * 64):
         )  # fmt: skip
 
 
-def test_a_request_still_in_flight_is_409(create, merchant, db):
-    from payment_service.idempotency.services import fingerprint
-
+def test_a_request_still_in_flight_is_409(create, merchant, db, app):
+    """PostgreSQL: a request holds its key's advisory lock for its whole transaction, and a
+    second request with the key answers 409 at once. SQLite has a single writer (BEGIN
+    IMMEDIATE) for the whole transaction, so two requests are never in flight together: the
+    second waits for the first to commit and then replays its answer."""
     body = checkout_payload()
-    _insert_record(db, merchant.merchant_id, "busy", state=IN_PROGRESS, age=timedelta(seconds=1),
-                   fingerprint=fingerprint("POST", "/v1/ticket-checkouts", body))  # fmt: skip
-    response = create(body, key="busy")
-    assert response.status_code == 409
-    assert response.get_json()["error"]["code"] == "idempotency_key_in_use"
+    request_fingerprint = fingerprint("POST", "/v1/ticket-checkouts", body)
+    if db.is_postgresql:
+        with db.transaction() as session:  # stands for the first request, still running
+            session.execute(text("SELECT pg_advisory_xact_lock(:id)"),
+                            {"id": lock_id(merchant.merchant_id, "busy")})  # fmt: skip
+            response = create(body, key="busy")
+            assert response.status_code == 409
+            assert response.get_json()["error"]["code"] == "idempotency_key_in_use"
+        assert count(db, Checkout) == 0
+        assert create(body, key="busy").status_code == 201  # the lock is gone with its holder
+        return
+
+    answers = []
+    second = threading.Thread(target=lambda: answers.append(create(body, key="busy")))
+    with db.transaction() as session:  # the first request: holds the write lock, stores its answer
+        session.execute(insert(IdempotencyRecord.__table__).values(
+            merchant_id=merchant.merchant_id, key="busy", fingerprint=request_fingerprint,
+            state=COMPLETED, response_status=201, response_headers={}, response_body=b"first",
+            created_at=utcnow(), locked_at=utcnow(),
+        ))  # fmt: skip
+        second.start()
+        second.join(0.5)
+        assert second.is_alive()  # waiting for the writer, not running beside it
+    second.join(10)
+    [response] = answers
+    assert (response.status_code, response.data) == (201, b"first")
+    assert response.headers["Idempotent-Replayed"] == "true"
     assert count(db, Checkout) == 0
 
 
-def test_a_claim_abandoned_by_a_dead_process_is_taken_over(create, merchant, db):
-    from payment_service.idempotency.services import fingerprint
+def test_a_request_that_dies_mid_way_leaves_nothing_behind(create, db, monkeypatch):
+    """The checkout and the stored answer share one transaction: a request that fails after
+    inserting its checkout (as a process dying there would) leaves neither, so a retry runs."""
+    from payment_service.checkouts import services as checkout_services
 
-    body = checkout_payload()
-    _insert_record(db, merchant.merchant_id, "orphan", state=IN_PROGRESS, age=timedelta(minutes=10),
-                   fingerprint=fingerprint("POST", "/v1/ticket-checkouts", body))  # fmt: skip
-    assert create(body, key="orphan").status_code == 201
+    original = checkout_services.create_checkout
+
+    def dies_after_the_insert(*args, **kwargs):
+        original(*args, **kwargs)
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(checkout_services, "create_checkout", dies_after_the_insert)
+    assert create(key="dies").status_code == 500
+    assert count(db, Checkout) == count(db, IdempotencyRecord) == 0
+    monkeypatch.setattr(checkout_services, "create_checkout", original)
+    retry = create(key="dies")
+    assert retry.status_code == 201
+    assert "Idempotent-Replayed" not in retry.headers
 
 
 def test_records_expire_after_24_hours(create, merchant, db):
