@@ -194,7 +194,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 @click.option("--sweep-every", default=1.0, show_default=True, type=click.FloatRange(0.05, 3600),
               help="Seconds between expiry sweeps.")  # fmt: skip
 def worker(sweep_every: float) -> None:
-    """Run the background jobs: expire overdue checkouts, purge old idempotency keys.
+    """Run the background jobs: deliver callbacks, expire overdue checkouts, purge old
+    idempotency keys.
 
     Any number of workers may run against one database; SIGTERM stops one cleanly."""
     from payment_service import build_registry
@@ -207,7 +208,10 @@ def worker(sweep_every: float) -> None:
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
     runner = Worker(
-        Database(settings.database_url), build_registry(settings), sweep_every=sweep_every
+        Database(settings.database_url),
+        build_registry(settings),
+        sweep_every=sweep_every,
+        settings=settings,
     )
     runner.install_signal_handlers()
     runner.run_forever()

@@ -29,6 +29,6 @@ pids+=($!)
 echo
 echo "Payment service: $PAYMENT_PUBLIC_URL   API docs: $PAYMENT_PUBLIC_URL/docs"
 echo "Sandbox PSP:     $PAYMENT_PUBLIC_URL/sandbox"
-echo "Worker:          expiring overdue checkouts every second. Ctrl-C stops both."
+echo "Worker:          delivering callbacks, expiring overdue checkouts. Ctrl-C stops both."
 # If either process dies, stop the other and exit with its status.
 wait -n "${pids[@]}"

@@ -1,0 +1,197 @@
+"""Claims, leases, classification and retries of deliveries (CONTRACT §8), on both databases."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import Select, select, update
+
+from payment_service.callbacks import dispatcher
+from payment_service.callbacks.dispatcher import (
+    AttemptResult,
+    attempt_delivery,
+    claim_due,
+    record_result,
+)
+from payment_service.callbacks.models import CallbackEvent, Delivery
+from payment_service.db import utcnow
+from tests.integration.callbacks.conftest import Reply, add_checkout, add_event
+from tests.integration.callbacks.helpers import attempts_of, delivery_of
+from tests.races import race
+
+SCHEDULE = (0, 1, 2)
+
+
+def test_every_event_gets_a_pending_delivery_in_its_transaction(db, receiver, platform):
+    event_id = add_event(db, add_checkout(db, platform.merchant_id, receiver.url()))
+    delivery = delivery_of(db, event_id)
+    with db.transaction() as session:
+        event = session.scalars(select(CallbackEvent).where(CallbackEvent.id == event_id)).one()
+    assert (delivery.status, delivery.attempts, delivery.seq) == ("pending", 0, event.seq)
+    assert delivery.next_attempt_at <= utcnow() and delivery.lease_owner is None
+
+
+def test_503_then_200_is_retried_on_the_schedule_with_the_same_webhook_id(db, receiver, platform):
+    receiver.script(Reply(503, b"busy"), Reply(200))
+    event_id = add_event(db, add_checkout(db, platform.merchant_id, receiver.url()))
+    start = utcnow()
+
+    [first] = claim_due(db, "w1", now=start)
+    assert attempt_delivery(db, first, allow_private=True, schedule=SCHEDULE, now=start) == (
+        "pending"
+    )
+    delivery = delivery_of(db, event_id)
+    # schedule[1] = 1 s, ±10 % jitter
+    assert start + timedelta(seconds=0.9) <= delivery.next_attempt_at
+    assert delivery.next_attempt_at <= start + timedelta(seconds=1.1)
+    assert claim_due(db, "w1", now=start + timedelta(seconds=0.85)) == []
+
+    later = start + timedelta(seconds=1.2)
+    [second] = claim_due(db, "w1", now=later)
+    assert attempt_delivery(db, second, allow_private=True, schedule=SCHEDULE, now=later) == (
+        "delivered"
+    )
+
+    assert [r.headers["webhook-id"] for r in receiver.received] == [event_id, event_id]
+    attempts = attempts_of(db, delivery.id)
+    assert [(a.number, a.status_code, a.response_excerpt) for a in attempts] == [
+        (1, 503, "busy"),
+        (2, 200, '{"ok":true}'),
+    ]
+
+
+@pytest.mark.parametrize("code", [409, 410, 422])
+def test_409_410_422_reject_the_event_for_good(db, receiver, platform, code):
+    receiver.script(Reply(code, b'{"error":{"code":"registration_closed"}}'))
+    event_id = add_event(db, add_checkout(db, platform.merchant_id, receiver.url()))
+
+    [claim] = claim_due(db, "w1")
+    assert attempt_delivery(db, claim, allow_private=True, schedule=SCHEDULE) == "rejected"
+
+    assert claim_due(db, "w1", now=utcnow() + timedelta(days=7)) == []
+    assert len(receiver.received) == 1
+    delivery = delivery_of(db, event_id)
+    assert (delivery.status, delivery.last_status_code, delivery.lease_owner) == (
+        "rejected", code, None,
+    )  # fmt: skip
+    [attempt] = attempts_of(db, delivery.id)
+    assert attempt.response_excerpt == '{"error":{"code":"registration_closed"}}'
+
+
+def test_a_delivery_is_dead_when_the_schedule_is_used_up(db, receiver, platform):
+    receiver.default = Reply(500, b"oops")
+    event_id = add_event(db, add_checkout(db, platform.merchant_id, receiver.url()))
+    now = utcnow()
+    outcomes = []
+    for _ in SCHEDULE:
+        [claim] = claim_due(db, "w1", now=now)
+        outcomes.append(attempt_delivery(db, claim, allow_private=True, schedule=SCHEDULE, now=now))
+        now += timedelta(seconds=10)
+
+    assert outcomes == ["pending", "pending", "dead"]
+    assert claim_due(db, "w1", now=now + timedelta(days=7)) == []
+    delivery = delivery_of(db, event_id)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("dead", 3, 500)
+    assert [a.number for a in attempts_of(db, delivery.id)] == [1, 2, 3]
+
+
+def test_a_connection_error_is_recorded_and_retried(db, platform):
+    # Nothing listens on this port (it was just freed).
+    from tests.e2e.processes import free_port
+
+    event_id = add_event(
+        db, add_checkout(db, platform.merchant_id, f"http://127.0.0.1:{free_port()}/hooks")
+    )
+    [claim] = claim_due(db, "w1")
+    assert attempt_delivery(db, claim, allow_private=True, schedule=SCHEDULE) == "pending"
+    delivery = delivery_of(db, event_id)
+    assert (delivery.last_status_code, delivery.last_error) == (None, "connection failed")
+
+
+def test_a_checkouts_deliveries_go_out_in_the_order_their_events_were_written(
+    db, receiver, platform
+):
+    first_checkout = add_checkout(db, platform.merchant_id, receiver.url())
+    other_checkout = add_checkout(db, platform.merchant_id, receiver.url())
+    earlier = add_event(db, first_checkout)
+    later = add_event(db, first_checkout)
+    other = add_event(db, other_checkout)
+
+    claims = claim_due(db, "w1", limit=10)
+    assert sorted(c.event_id for c in claims) == sorted([earlier, other])
+    assert later not in {c.event_id for c in claims}
+    # Still blocked while the earlier one is in flight, even for another worker.
+    assert claim_due(db, "w2", limit=10, now=utcnow() + timedelta(seconds=5)) == []
+
+    receiver.default = Reply(503)
+    for claim in claims:
+        attempt_delivery(db, claim, allow_private=True, schedule=SCHEDULE)
+    # A failed earlier event still holds the later one back while it is retried ...
+    retry_at = utcnow() + timedelta(seconds=2)
+    assert sorted(c.event_id for c in claim_due(db, "w1", limit=10, now=retry_at)) == sorted(
+        [earlier, other]
+    )
+
+
+def test_a_dead_or_delivered_earlier_event_releases_the_later_one(db, receiver, platform):
+    checkout_id = add_checkout(db, platform.merchant_id, receiver.url())
+    earlier = add_event(db, checkout_id)
+    later = add_event(db, checkout_id)
+    [claim] = claim_due(db, "w1", limit=10)
+    assert claim.event_id == earlier
+    attempt_delivery(db, claim, allow_private=True, schedule=SCHEDULE)
+    assert [c.event_id for c in claim_due(db, "w1", limit=10)] == [later]
+
+
+def test_an_expired_lease_is_claimed_again_by_another_worker(db, receiver, platform):
+    """A worker killed mid-attempt loses nothing: its lease runs out, another worker sends
+    the same event (same webhook-id), and the dead worker's late result is not recorded."""
+    event_id = add_event(db, add_checkout(db, platform.merchant_id, receiver.url()))
+    start = utcnow()
+    [stale] = claim_due(db, "w1", lease_seconds=30, now=start)
+
+    assert claim_due(db, "w2", now=start + timedelta(seconds=29)) == []
+    [taken] = claim_due(db, "w2", now=start + timedelta(seconds=31))
+    assert (taken.delivery_id, taken.event_id, taken.worker_id) == (
+        stale.delivery_id, event_id, "w2",
+    )  # fmt: skip
+
+    late = AttemptResult(started_at=start, duration_ms=5, status_code=503)
+    assert record_result(db, stale, late, SCHEDULE) is None  # no longer its lease
+    assert attempt_delivery(db, taken, allow_private=True, schedule=SCHEDULE) == "delivered"
+
+    [attempt] = attempts_of(db, taken.delivery_id)
+    assert (attempt.worker_id, attempt.status_code) == ("w2", 200)
+    assert [r.headers["webhook-id"] for r in receiver.received] == [event_id]
+
+
+def _claim_race(db, workers: int) -> list[int]:
+    results = race(workers, lambda i: claim_due(db, f"w{i}", limit=5))
+    return [claim.delivery_id for claims in results for claim in claims]
+
+
+def _unguarded(now: datetime, limit: int) -> Select[int]:
+    """The due query without its guard: no lease condition, no FOR UPDATE SKIP LOCKED."""
+    return (
+        select(Delivery.id)
+        .where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
+        .order_by(Delivery.next_attempt_at, Delivery.seq)
+        .limit(limit)
+    )
+
+
+def test_concurrent_workers_never_claim_the_same_delivery(db, receiver, platform, monkeypatch):
+    for _ in range(24):
+        add_event(db, add_checkout(db, platform.merchant_id, receiver.url()))
+
+    claimed = _claim_race(db, 6)
+    assert len(claimed) == len(set(claimed))
+    assert len(claimed) == 24  # 6 workers x 5 slots: all of them, each once
+
+    # Control: without the guard the same race hands deliveries to several workers.
+    with db.transaction() as session:
+        session.execute(update(Delivery).values(lease_owner=None, lease_expires_at=None))
+    monkeypatch.setattr(dispatcher, "due_deliveries", _unguarded)
+    claimed = _claim_race(db, 6)
+    assert len(claimed) > len(set(claimed))
