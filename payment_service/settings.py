@@ -33,6 +33,9 @@ class Settings:
     allow_private_callbacks: bool = True
     callback_retry_schedule: tuple[int, ...] = STANDARD_RETRY_SCHEDULE
     max_payment_attempts: int = 3
+    # How long a worker owns a claimed callback delivery; after it, another worker may retry
+    # it (a worker that died mid-attempt). Longer than one attempt's 15 s timeout by default.
+    callback_lease_seconds: int = 60
     log_format: str = "json"
     log_level: str = "INFO"
     # The sandbox PSP: where the adapter reaches it (default: mounted at {public_url}/sandbox),
@@ -101,6 +104,9 @@ class Settings:
             callback_retry_schedule=_schedule(get("PAYMENT_CALLBACK_RETRY_SCHEDULE")),
             max_payment_attempts=_positive_int(
                 "PAYMENT_MAX_PAYMENT_ATTEMPTS", get("PAYMENT_MAX_PAYMENT_ATTEMPTS"), 3
+            ),
+            callback_lease_seconds=_positive_int(
+                "PAYMENT_CALLBACK_LEASE_SECONDS", get("PAYMENT_CALLBACK_LEASE_SECONDS"), 60
             ),
             log_format=log_format,
             log_level=log_level,

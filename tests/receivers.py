@@ -30,13 +30,17 @@ class Receiver:
     url: str = ""
     requests: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)  # seconds to stall, request by request
     changed: threading.Condition = field(default_factory=threading.Condition)
 
     def record(self, received: Received) -> int:
         with self.changed:
             self.requests.append(received)
             self.changed.notify_all()
-            return self.statuses.pop(0) if self.statuses else 200
+            delay = self.delays.pop(0) if self.delays else 0.0
+            status = self.statuses.pop(0) if self.statuses else 200
+        time.sleep(delay)
+        return status
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -56,7 +60,7 @@ class Receiver:
 
 
 @contextmanager
-def serving_receiver(path: str = "/hooks") -> Iterator[Receiver]:
+def serving_receiver(path: str = "/hooks", port: int = 0) -> Iterator[Receiver]:
     """Start a receiver in a thread; ``receiver.url`` is its address plus ``path``."""
     state = Receiver()
 
@@ -71,7 +75,7 @@ def serving_receiver(path: str = "/hooks") -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}{path}"

@@ -86,7 +86,9 @@ def deliver_due(
     free = pool.free_slots()
     if free <= 0:
         return 0
-    claims = claim_due(db, worker_id, limit=min(free, CLAIM_LIMIT))
+    claims = claim_due(
+        db, worker_id, limit=min(free, CLAIM_LIMIT), lease_seconds=settings.callback_lease_seconds
+    )
     for claim in claims:
         pool.submit(
             partial(
