@@ -1,0 +1,228 @@
+"""PaymentServiceClient: the platform's HTTP client for /v1/ticket-checkouts (CONTRACT §2-§5)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from platform_client.checkouts import Checkout, CheckoutRequest, checkout_from_wire
+from platform_client.errors import (
+    PaymentServiceError,
+    PaymentServiceUnavailable,
+    RateLimited,
+    UnexpectedResponse,
+    error_class,
+)
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+_PATH = "/v1/ticket-checkouts"
+
+
+class _Retry(Retry):
+    # urllib3 would also retry a 413 or 429 that carries Retry-After; a rate limit is the
+    # caller's to handle (RateLimited.retry_after), not a reason to block a web request.
+    RETRY_AFTER_STATUS_CODES = frozenset()
+
+
+class PaymentServiceClient:
+    """Create, read, find and cancel ticket checkouts; every error is a PaymentServiceError.
+
+    Connection errors and 502/503/504 are retried with backoff for GET and POST alike: a create
+    always carries an Idempotency-Key, so a retry replays instead of creating twice. Read
+    timeouts are not retried (the first request may still be running; the caller decides).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10,
+        retries: int = 3,
+        backoff_factor: float = 0.3,
+        max_retry_after: int = 10,
+        session: requests.Session | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError("api_key is required")
+        self.base_url = base_url.rstrip("/")
+        self._authorization = f"Bearer {api_key}"  # never logged, never in repr or errors
+        self._timeout = (connect_timeout, read_timeout)
+        self._owns_session = session is None
+        self._session = session or requests.Session()
+        retry = _Retry(
+            total=retries,
+            connect=retries,
+            read=False,
+            status=retries,
+            other=0,
+            redirect=0,
+            allowed_methods=None,  # POST too: creation is idempotent by key
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff_factor,
+            respect_retry_after_header=True,
+            retry_after_max=max_retry_after,  # a Retry-After of an hour must not block a request
+            raise_on_status=False,  # the last answer is mapped to an exception below
+        )
+        # Mounted for this service only, so a session shared with other code keeps its policy.
+        self._session.mount(self.base_url + "/", HTTPAdapter(max_retries=retry))
+
+    def __repr__(self) -> str:
+        return f"PaymentServiceClient(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> PaymentServiceClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def create_checkout(
+        self,
+        request: CheckoutRequest,
+        *,
+        idempotency_key: str | None = None,
+        request_id: str | None = None,
+    ) -> Checkout:
+        """Create a checkout (201), or replay the first answer for a repeated key and body.
+
+        The default key is ``reservation:{reservation_id}``: one checkout per reservation.
+        Pass another key when a reservation legitimately needs a new checkout with a new body.
+        """
+        key = idempotency_key or f"reservation:{request.reservation_id}"
+        body = self._call(
+            "POST",
+            _PATH,
+            json=request.to_wire(),
+            headers={"Idempotency-Key": key},
+            request_id=request_id,
+        )
+        return _checkout(body)
+
+    def get_checkout(self, checkout_id: str, *, request_id: str | None = None) -> Checkout:
+        return _checkout(self._call("GET", _checkout_path(checkout_id), request_id=request_id))
+
+    def find_checkouts(
+        self, reservation_id: str, *, request_id: str | None = None
+    ) -> list[Checkout]:
+        """The checkouts of a reservation, newest first."""
+        body = self._call(
+            "GET", _PATH, params={"reservationId": reservation_id}, request_id=request_id
+        )
+        found = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(found, list):
+            raise UnexpectedResponse("unexpected_response", "no checkout list in the answer")
+        return [_checkout(item) for item in found]
+
+    def cancel_checkout(self, checkout_id: str, *, request_id: str | None = None) -> Checkout:
+        """Cancel an open checkout; repeating it is harmless. A paid one raises InvalidState."""
+        path = _checkout_path(checkout_id) + "/cancel"
+        return _checkout(self._call("POST", path, request_id=request_id))
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        sent = {"Authorization": self._authorization, "Accept": "application/json"}
+        sent.update(headers or {})
+        if request_id is not None:
+            sent["X-Request-ID"] = request_id
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                headers=sent,
+                timeout=self._timeout,
+                allow_redirects=False,
+                **kwargs,
+            )
+        except requests.Timeout as exc:
+            raise PaymentServiceUnavailable("timeout", _describe(exc)) from None
+        except requests.RequestException as exc:
+            raise PaymentServiceUnavailable("connection_error", _describe(exc)) from None
+        with response:
+            return _answer(response)
+
+
+def _checkout_path(checkout_id: str) -> str:
+    if not checkout_id:
+        raise ValueError("checkout_id is required")
+    return f"{_PATH}/{quote(checkout_id, safe='')}"
+
+
+def _describe(exc: requests.RequestException) -> str:
+    # The class name and URL are enough; requests never puts headers (the key) in messages.
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _checkout(body: Any) -> Checkout:
+    try:
+        return checkout_from_wire(body)
+    except ValueError as exc:
+        raise UnexpectedResponse("unexpected_response", f"not a checkout: {exc}") from None
+
+
+def _answer(response: requests.Response) -> Any:
+    """The decoded JSON of a 2xx answer; any other answer raises its PaymentServiceError."""
+    request_id = response.headers.get("X-Request-ID")
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if 200 <= status < 300:
+        if body is None:
+            raise UnexpectedResponse(
+                "unexpected_response", "a success without a JSON body", request_id, status=status
+            )
+        return body
+    raise _error(status, body, request_id, response.headers.get("Retry-After"))
+
+
+def _error(
+    status: int, body: Any, request_id: str | None, retry_after: str | None
+) -> PaymentServiceError:
+    error = body.get("error") if isinstance(body, dict) else None
+    if not (isinstance(error, dict) and isinstance(error.get("code"), str)):
+        if status >= 500:
+            return PaymentServiceUnavailable(
+                "unavailable", f"HTTP {status} without the error envelope", request_id, None, status
+            )
+        return UnexpectedResponse(
+            "unexpected_response",
+            f"HTTP {status} without the error envelope",
+            request_id,
+            None,
+            status,
+        )
+    details = error.get("details")
+    exc = error_class(error["code"], status)(
+        error["code"],
+        str(error.get("message", "")),
+        error.get("requestId") or request_id,
+        details if isinstance(details, dict) else None,
+        status,
+    )
+    if isinstance(exc, RateLimited) and retry_after and retry_after.strip().isdigit():
+        exc.retry_after = float(retry_after)
+    return exc
