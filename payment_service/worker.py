@@ -1,5 +1,5 @@
-"""The worker: runs the periodic jobs (callback delivery, expiry sweep, idempotency purge)
-until told to stop."""
+"""The worker: runs the periodic jobs (callback delivery, refunds, expiry sweep, idempotency
+purge) until told to stop."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from payment_service.callbacks.worker import (
 from payment_service.checkouts.expiry import sweep
 from payment_service.db import Database
 from payment_service.idempotency.services import purge_expired
+from payment_service.payments.refunds import process_due_refunds
 from payment_service.providers.registry import ProviderRegistry
 from payment_service.settings import Settings
 
@@ -31,6 +32,8 @@ log = structlog.get_logger(__name__)
 # that come due and anything a lost connection missed.
 SQLITE_DELIVERY_POLL = 0.2
 POSTGRESQL_DELIVERY_POLL = 1.0
+# Refunds requested by a rejected callback (and their retries) are picked up within a second.
+REFUND_POLL = 1.0
 
 
 @dataclass
@@ -58,6 +61,7 @@ class Worker:
         self.wake = threading.Event()  # something to deliver: run the delivery job now
         self.jobs = [
             Job("expiry_sweep", sweep_every, lambda: sweep(db, registry)),
+            Job("refunds", REFUND_POLL, lambda: process_due_refunds(db, registry)),
             Job("idempotency_purge", 3600.0, lambda: purge_expired(db)),
         ]
         self.worker_id = new_worker_id()

@@ -8,6 +8,7 @@ A worker that dies mid-attempt leaves a lease that runs out, and another worker 
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from payment_service.callbacks.models import (
 from payment_service.callbacks.sender import SEND_TIMEOUT, AttemptResult, Outgoing, send
 from payment_service.db import Database, utcnow
 from payment_service.merchants.models import Merchant
+from payment_service.payments.refunds import platform_rejection_reason, request_refund
 from shared_contracts.events import EventType, encode_body
 
 __all__ = ["AttemptResult", "Claim", "attempt_delivery", "claim_due", "record_result", "send"]
@@ -208,7 +210,7 @@ def record_result(
                 )
             )
             if status == DeliveryStatus.REJECTED:
-                _on_rejected(session, claim)
+                _on_rejected(session, claim, result)
     log.info(
         "callback.attempt",
         eventId=claim.event_id,
@@ -225,15 +227,29 @@ def record_result(
     return status if owned else None
 
 
-def _on_rejected(session: Session, claim: Claim) -> None:
-    """The platform refused the event for good; runs in the transaction that records it."""
-    if claim.event_type == EventType.PAID:
-        # TODO(issue 5, refunds on rejection): a rejected ticket_payment.paid starts a refund
-        # of that payment: write the refund request here, in this transaction, so it cannot
-        # be lost; a refund job then calls the provider adapter (with its own idempotency
-        # key and retries), moves the checkout to `refunded` and records
-        # ticket_payment.refunded.
-        log.warning("callback.paid_rejected", eventId=claim.event_id, checkoutId=claim.checkout_id)
+def _on_rejected(session: Session, claim: Claim, result: AttemptResult) -> None:
+    """The platform refused the event for good; runs in the transaction that records it.
+
+    A rejected ticket_payment.paid starts a refund of that payment (CONTRACT §8): the refund
+    request is written here, in this transaction, so it cannot be lost; the refund job then
+    calls the provider (with its own idempotency key and retries), moves the checkout to
+    `refunded` and records ticket_payment.refunded.
+    """
+    if claim.event_type != EventType.PAID:
+        return
+    reason = platform_rejection_reason(result.response_excerpt)
+    log.warning(
+        "callback.paid_rejected", eventId=claim.event_id, checkoutId=claim.checkout_id,
+        statusCode=result.status_code, reason=reason,
+    )  # fmt: skip
+    try:
+        payment_id = json.loads(claim.outgoing.body)["data"]["paymentId"]
+    except (ValueError, TypeError, KeyError):
+        payment_id = None
+    request_refund(
+        session, claim.checkout_id, reason, claim.outgoing.request_id,
+        payment_id=payment_id if isinstance(payment_id, str) else None,
+    )  # fmt: skip
 
 
 def attempt_delivery(
