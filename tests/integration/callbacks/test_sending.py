@@ -130,3 +130,17 @@ def test_no_secret_or_body_in_a_claims_repr(db, receiver, platform):
     [claim] = claim_due(db, "w1")
     assert platform.signing_secret not in repr(claim)
     assert "ticket_payment" not in repr(claim.outgoing)
+
+
+def test_a_delivered_callback_verifies_with_platform_client(db, receiver, platform):
+    """What a platform embedding platform_client sees: a verified, typed event."""
+    from platform_client.callbacks import TicketPaymentExpired, verify_callback
+
+    checkout_id = add_checkout(db, platform.merchant_id, receiver.url("/hooks"))
+    event_id = add_event(db, checkout_id, request_id="req_pc")
+    [claim] = claim_due(db, "w1")
+    assert attempt_delivery(db, claim, allow_private=True, schedule=SCHEDULE) == "delivered"
+    [got] = receiver.received
+    event = verify_callback(got.body, got.headers, [platform.signing_secret])
+    assert isinstance(event, TicketPaymentExpired)
+    assert (event.event_id, event.checkout_id) == (event_id, checkout_id)
