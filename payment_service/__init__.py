@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 def create_app(settings: Settings | None = None) -> Flask:
     from payment_service import api, guards, logging, ops
+    from payment_service.callbacks import resources as event_resources
     from payment_service.checkouts import pages as checkout_pages
     from payment_service.checkouts import resources as checkout_resources
     from payment_service.checkouts.services import CheckoutPolicy
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     rest = api.create_api(app)
     rest.register_blueprint(checkout_resources.blp)
     rest.register_blueprint(provider_resources.blp)
+    rest.register_blueprint(event_resources.blp)
     app.extensions["payment_api"] = rest
     checkout_pages.init_app(app)
     if settings.sandbox:

@@ -15,6 +15,7 @@ from prometheus_client import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from payment_service.db import Database
 from payment_service.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
@@ -47,7 +48,7 @@ def metrics() -> Response:
 class Metrics:
     """The app's Prometheus registry (one per app, so tests can build many apps)."""
 
-    def __init__(self) -> None:
+    def __init__(self, db: Database | None = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "http_requests_total", "HTTP requests", ["method", "route", "status"],
@@ -58,10 +59,16 @@ class Metrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )  # fmt: skip
+        if db is not None:
+            # Callback delivery state, read from the database at each scrape (any number of
+            # workers write it): see payment_service/callbacks/metrics.py.
+            from payment_service.callbacks.metrics import DeliveryCollector
+
+            self.registry.register(DeliveryCollector(db))
 
 
 def init_app(app: Flask) -> None:
-    metrics = Metrics()
+    metrics = Metrics(app.extensions.get("payment_db"))
     app.extensions["payment_metrics"] = metrics
     app.register_blueprint(blp)
 

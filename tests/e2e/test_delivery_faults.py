@@ -51,7 +51,7 @@ def test_a_worker_killed_mid_attempt_loses_nothing(stack, tmp_path):
         stack.worker = replacement  # stop() SIGTERMs the replacement
 
         first, second = platform.wait_for(2, timeout=30)[:2]
-        status, attempts, event_id = stack.poll(
+        _status, attempts, event_id = stack.poll(
             lambda: (row := delivery_of(stack, checkout_id)) and row[0] == "delivered" and row,
             "the replacement worker to deliver the callback",
         )
