@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import CursorResult, Select, exists, literal_column, or_, select, update
+from sqlalchemy import CursorResult, Select, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -66,11 +66,15 @@ class Claim:
 def due_deliveries(now: datetime, limit: int) -> Select[int]:
     """Pending, due, unleased (or lease run out) deliveries whose checkout has no earlier
     pending one, soonest first; locked rows are skipped so concurrent claims never overlap."""
+    # "No earlier pending delivery" as the checkout's first pending seq: a correlated scalar
+    # subquery, which PostgreSQL runs as one index lookup per candidate whatever its
+    # statistics say. (As NOT EXISTS, a table not yet analysed after a burst of events got a
+    # plan that scanned every pending row per candidate: 320 ms per claim at 600 pending.)
     earlier = aliased(Delivery)
-    blocked = exists().where(
-        earlier.checkout_id == Delivery.checkout_id,
-        earlier.status == _PENDING,
-        earlier.seq < Delivery.seq,
+    first_pending = (
+        select(func.min(earlier.seq))
+        .where(earlier.checkout_id == Delivery.checkout_id, earlier.status == _PENDING)
+        .scalar_subquery()
     )
     return (
         select(Delivery.id)
@@ -78,9 +82,9 @@ def due_deliveries(now: datetime, limit: int) -> Select[int]:
             Delivery.status == _PENDING,
             Delivery.next_attempt_at <= now,
             or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at <= now),
-            ~blocked,
+            Delivery.seq == first_pending,
         )
-        .order_by(Delivery.next_attempt_at, Delivery.seq)
+        .order_by(Delivery.next_attempt_at)  # the partial index order: the scan stops at the limit
         .limit(limit)
         .with_for_update(skip_locked=True, of=Delivery)
     )
