@@ -166,6 +166,43 @@ def merchants_ensure_dev(path: Path, origins: tuple[str, ...]) -> None:
 
 
 @cli.group()
+def refunds() -> None:
+    """Refunds of payments whose platform refused the ticket."""
+
+
+@refunds.command("list")
+@click.option("--status", type=click.Choice(["requested", "succeeded", "failed"]),
+              help="failed: the provider refused, a person must act; requested: still retrying.")  # fmt: skip
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def refunds_list(status: str | None, limit: int, as_json: bool) -> None:
+    """List refunds, newest first, with their provider attempts and last error."""
+    from payment_service.payments.models import RefundStatus
+    from payment_service.payments.refunds import list_refunds
+
+    rows = [
+        {
+            "refundId": r.id, "checkoutId": r.checkout_id, "paymentId": r.payment_id,
+            "merchantId": r.merchant_id, "amount": r.amount, "currency": r.currency,
+            "status": str(r.status), "attempts": r.attempts, "reason": r.reason,
+            "lastError": r.last_error, "nextAttemptAt": _iso(r.next_attempt_at),
+            "createdAt": _iso(r.created_at),
+        }
+        for r in list_refunds(_database(), status=RefundStatus(status) if status else None, limit=limit)
+    ]  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no refunds", err=True)
+    for row in rows:
+        click.echo(
+            f"{row['refundId']}  {row['status']:<9}  {row['checkoutId']}  {row['amount']} {row['currency']}"
+            f"  attempts={row['attempts']}  {row['lastError'] or ''}".rstrip()
+        )
+
+
+@cli.group()
 def idempotency() -> None:
     """Idempotency keys."""
 

@@ -326,3 +326,14 @@ def _failed(db: Database, claim: RefundClaim, error: str, now: datetime) -> None
         "refund.failed", refundId=claim.refund_id, checkoutId=claim.checkout_id,
         paymentId=claim.payment_id, amount=claim.amount, error=error,
     )  # fmt: skip
+
+
+def list_refunds(
+    db: Database, *, status: RefundStatus | None = None, limit: int = 50
+) -> list[Refund]:
+    """Refunds for operators, newest first; `failed` ones need a person (the provider refused)."""
+    query = select(Refund).order_by(Refund.created_at.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Refund.status == status)
+    with db.transaction() as session:
+        return list(session.scalars(query))

@@ -125,3 +125,41 @@ def test_send_test_honours_the_allowlist_and_private_callbacks(env, merchant, re
     )
     assert private.returncode == 1 and "refused" in private.stdout
     assert receiver.settle(0.2) == []
+
+
+def test_refunds_list_shows_the_ones_that_need_a_person(env, db, merchant, receiver):
+    from payment_service.db import utcnow
+    from payment_service.payments.models import Payment, Refund
+
+    checkout_ids = [add_checkout(db, merchant["merchantId"], receiver.url) for _ in range(2)]
+    now = utcnow()
+    with db.transaction() as session:
+        for n, (checkout_id, status) in enumerate(
+            zip(checkout_ids, ["failed", "succeeded"], strict=True)
+        ):
+            session.add(Payment(id=f"pay_{n}", checkout_id=checkout_id, merchant_id=merchant["merchantId"],
+                                provider="sandbox", provider_payment_id=f"sbp_{n}", status="succeeded",
+                                amount=30000, currency="KRW", occurred_at=now))  # fmt: skip
+            session.flush()
+            session.add(Refund(id=f"rfd_{n}", payment_id=f"pay_{n}", checkout_id=checkout_id,
+                               merchant_id=merchant["merchantId"], provider="sandbox", amount=30000,
+                               currency="KRW", reason="platform_rejected", status=status, attempts=n,
+                               next_attempt_at=now, created_at=now,
+                               last_error="sandbox: HTTP 409: already refunded" if status == "failed" else None))  # fmt: skip
+
+    failed = run_cli(["refunds", "list", "--status", "failed", "--json"], env)
+    assert failed.returncode == 0, failed.stderr
+    [row] = json.loads(failed.stdout)
+    assert (row["refundId"], row["checkoutId"], row["status"]) == (
+        "rfd_0",
+        checkout_ids[0],
+        "failed",
+    )
+    assert row["lastError"] == "sandbox: HTTP 409: already refunded"
+    everything = run_cli(["refunds", "list"], env)
+    assert everything.returncode == 0
+    assert (
+        "rfd_0" in everything.stdout
+        and "rfd_1" in everything.stdout
+        and "failed" in everything.stdout
+    )
