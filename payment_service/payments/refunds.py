@@ -36,6 +36,7 @@ from shared_contracts.checkouts import CheckoutStatus
 from shared_contracts.events import EventType
 
 __all__ = [
+    "DUPLICATE_CAPTURE",
     "PLATFORM_REJECTED",
     "RefundClaim",
     "backoff",
@@ -47,6 +48,9 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 PLATFORM_REJECTED = "platform_rejected"
+# A second capture for a checkout that already has its payment: refunded, and the checkout,
+# which keeps its first payment and its ticket, does not change.
+DUPLICATE_CAPTURE = "duplicate_capture"
 # Delay before the next call after n failed calls: 5 s, 30 s, 5 min, 30 min, then every hour.
 BACKOFF_SECONDS = (5, 30, 300, 1800, 3600)
 # After this many failed calls every further failure is logged as refund.needs_attention.
@@ -251,27 +255,36 @@ def _succeeded(db: Database, claim: RefundClaim, refunded: ProviderRefund, now: 
         refund.completed_at = now
         refund.last_error = None
         payment.status = "refunded"
-        current = CheckoutStatus(checkout.status)
-        target = next_status(current, Outcome.REFUND)
-        if target is None:
-            # Not reachable for a captured payment (its checkout is paid or refunded), but the
-            # money is back either way: record it and tell an operator.
-            log.error(
-                "refund.unexpected_checkout_status", refundId=refund.id,
-                checkoutId=checkout.id, status=current.value,
-            )  # fmt: skip
-        elif target != current:
-            checkout.status = target
-            checkout.closed_at = checkout.closed_at or now
-        record_event(
-            session, checkout, EventType.REFUNDED,
-            {"paymentId": payment.id, "refundId": refund.id, "reason": refund.reason},
-            request_id=refund.request_id,
-        )  # fmt: skip
+        if refund.reason != DUPLICATE_CAPTURE:  # else the checkout keeps its first payment
+            _refund_checkout(session, checkout, payment, refund, now)
     log.info(
         "refund.succeeded", refundId=claim.refund_id, checkoutId=claim.checkout_id,
         paymentId=claim.payment_id, providerRefundId=refunded.refund_id, amount=claim.amount,
-        attempt=claim.attempts + 1,
+        attempt=claim.attempts + 1, reason=claim.reason,
+    )  # fmt: skip
+
+
+def _refund_checkout(
+    session: Session, checkout: Checkout, payment: Payment, refund: Refund, now: datetime
+) -> None:
+    """The checkout's payment is back with the buyer: move the checkout to refunded and tell
+    the platform with ``ticket_payment.refunded``."""
+    current = CheckoutStatus(checkout.status)
+    target = next_status(current, Outcome.REFUND)
+    if target is None:
+        # Not reachable for a captured payment (its checkout is paid or refunded), but the
+        # money is back either way: record it and tell an operator.
+        log.error(
+            "refund.unexpected_checkout_status", refundId=refund.id,
+            checkoutId=checkout.id, status=current.value,
+        )  # fmt: skip
+    elif target != current:
+        checkout.status = target
+        checkout.closed_at = checkout.closed_at or now
+    record_event(
+        session, checkout, EventType.REFUNDED,
+        {"paymentId": payment.id, "refundId": refund.id, "reason": refund.reason},
+        request_id=refund.request_id,
     )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from payment_service.checkouts.states import Outcome, decline_outcome, is_late, 
 from payment_service.db import Database, utcnow
 from payment_service.ids import new_id
 from payment_service.payments.models import Payment, ProviderEventRecord
+from payment_service.payments.refunds import DUPLICATE_CAPTURE, request_refund
 from payment_service.providers.base import PaymentStatus, ProviderEvent, ProviderPayment
 from shared_contracts.checkouts import CheckoutStatus
 from shared_contracts.events import EventType, isoformat_z
@@ -89,19 +90,23 @@ def _captured(
             currency=payment.currency,
         )
     if current in (CheckoutStatus.PAID, CheckoutStatus.REFUNDED):
-        # A second capture for one checkout (two tabs, two sessions): money taken twice.
-        log.error("payment.duplicate_capture", providerPaymentId=payment.payment_id)
+        # A second capture for one checkout (two tabs, two sessions): money taken twice for one
+        # ticket. The checkout keeps its first payment; this one goes back to the buyer.
+        session.flush()
+        duplicate = _payment(session, provider, payment.payment_id)
+        log.error(
+            "payment.duplicate_capture",
+            providerPaymentId=payment.payment_id,
+            paymentId=duplicate.id,
+        )
+        request_refund(session, checkout.id, DUPLICATE_CAPTURE, request_id, payment_id=duplicate.id)
         return
     checkout.late = is_late(current, Outcome.SUCCEEDED)
     checkout.status = CheckoutStatus.PAID
     checkout.paid_at = payment.occurred_at
     checkout.closed_at = checkout.closed_at or utcnow()
     session.flush()
-    paid = session.scalars(
-        select(Payment).where(
-            Payment.provider == provider, Payment.provider_payment_id == payment.payment_id
-        )
-    ).one()
+    paid = _payment(session, provider, payment.payment_id)
     record_event(
         session, checkout, EventType.PAID,
         {"paymentId": paid.id, "provider": provider, "txId": payment.tx_id,
@@ -109,6 +114,14 @@ def _captured(
         request_id=request_id,
     )  # fmt: skip
     log.info("checkout.paid", late=checkout.late, paymentId=paid.id)
+
+
+def _payment(session: Session, provider: str, provider_payment_id: str) -> Payment:
+    return session.scalars(
+        select(Payment).where(
+            Payment.provider == provider, Payment.provider_payment_id == provider_payment_id
+        )
+    ).one()
 
 
 def _declined(

@@ -25,7 +25,7 @@ from payment_service.db import Database, utcnow
 from payment_service.payments.models import Payment, Refund
 from payment_service.payments.refunds import process_due_refunds
 from payment_service.payments.services import apply_payment
-from payment_service.providers.base import ProviderRefund, SessionRequest
+from payment_service.providers.base import ProviderPayment, ProviderRefund, SessionRequest
 from payment_service.providers.registry import ProviderRegistry
 from payment_service.providers.sandbox import SandboxProvider
 from payment_service.sandbox_psp import SandboxConfig, close_sandbox_app, create_sandbox_app
@@ -171,20 +171,7 @@ class World:
         """A checkout paid by a buyer on the sandbox's hosted page, applied as the webhook
         would apply it: the payment row, the checkout paid, ticket_payment.paid in the outbox."""
         checkout_id = add_checkout(self.db, self.merchant.merchant_id, self.receiver.url(path))
-        session = self.provider.create_session(
-            SessionRequest(
-                checkout_id=checkout_id, amount=30000, currency="KRW",
-                description="Seoul Marathon 2027 - Full course",
-                return_url=f"https://pay.test/return/{checkout_id}",
-                cancel_url=f"https://pay.test/checkout/{checkout_id}",
-                webhook_url=self.sink_url,
-                expires_at=datetime.now(UTC) + timedelta(minutes=30),
-                idempotency_key="session-" + secrets.token_hex(8),
-            )
-        )  # fmt: skip
-        buyer_pays(session.redirect_url)
-        payment = self.provider.retrieve_session(session.session_id).last_payment
-        assert payment is not None and payment.status == "succeeded"
+        payment = self.buyer_pays(checkout_id)
         with self.db.transaction() as tx:
             checkout = apply_payment(
                 tx, "sandbox", payment, max_attempts=MAX_ATTEMPTS, request_id=PAY_REQUEST_ID
@@ -200,6 +187,24 @@ class World:
             paid = Paid(checkout_id, ours.id, payment.payment_id, event.id)
         self.paid.append(paid)
         return paid
+
+    def buyer_pays(self, checkout_id: str) -> ProviderPayment:
+        """A buyer pays the checkout in a new sandbox session; the captured payment."""
+        session = self.provider.create_session(
+            SessionRequest(
+                checkout_id=checkout_id, amount=30000, currency="KRW",
+                description="Seoul Marathon 2027 - Full course",
+                return_url=f"https://pay.test/return/{checkout_id}",
+                cancel_url=f"https://pay.test/checkout/{checkout_id}",
+                webhook_url=self.sink_url,
+                expires_at=datetime.now(UTC) + timedelta(minutes=30),
+                idempotency_key="session-" + secrets.token_hex(8),
+            )
+        )  # fmt: skip
+        buyer_pays(session.redirect_url)
+        payment = self.provider.retrieve_session(session.session_id).last_payment
+        assert payment is not None and payment.status == "succeeded"
+        return payment
 
     def deliver(self, now: datetime | None = None) -> list[str]:
         """One round of delivery: every due delivery attempted once; their new statuses."""
