@@ -1,0 +1,70 @@
+"""ledger_engine: a SQLAlchemy engine on which the ledger's locks actually lock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+#: How long a statement may wait for a lock before it fails instead of queueing forever.
+LOCK_TIMEOUT_MS = 5000
+STATEMENT_TIMEOUT_MS = 30000
+
+
+def ledger_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> Engine:
+    """An engine for the ledger's database.
+
+    PostgreSQL: ``lock_timeout`` and ``statement_timeout`` are set per connection, so a row
+    lock is waited for at most 5 s. SQLite: writers are serialised (see
+    ``serialise_sqlite_writers``), which is SQLite's stand-in for ``SELECT ... FOR UPDATE``.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        connect_args = {"check_same_thread": False, "timeout": LOCK_TIMEOUT_MS / 1000}
+        engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+        serialise_sqlite_writers(engine)
+        return engine
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, a dependency of ours
+    options = (
+        f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
+        " -c timezone=UTC"
+    )
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("max_overflow", pool_size * 2)
+    return create_engine(
+        parsed,
+        pool_size=pool_size,
+        connect_args={"connect_timeout": 5, "options": options},
+        **kwargs,
+    )
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy, not pysqlite, begins transactions
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_MS}")
+    cursor.close()
+
+
+def _on_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def serialise_sqlite_writers(engine: Engine) -> None:
+    """Make every transaction on a SQLite engine take the write lock when it begins.
+
+    SQLite ignores ``FOR UPDATE``. pysqlite's own deferred BEGIN lets two transactions read the
+    same ``taken`` and both write ``taken + 1`` (an oversell); ``BEGIN IMMEDIATE`` serialises
+    them from the first statement (the recipe of SQLAlchemy's SQLite documentation). Does
+    nothing for other databases or when already installed; connections already pooled are
+    discarded so that every connection gets the setting.
+    """
+    if engine.dialect.name != "sqlite" or event.contains(engine, "begin", _on_begin):
+        return
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "begin", _on_begin)
+    engine.dispose()

@@ -1,0 +1,207 @@
+"""Seats: take one (a hold for a paid tier, a registration for a free one) and give it back.
+
+These functions run inside the caller's transaction and never commit; ``Ledger`` owns the
+transactions. Locks are always taken in one order, a reservation before its tier, so that the
+ledger's own transactions never deadlock each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from platform_client.ledger.errors import AlreadyRegistered, SaleClosed, SoldOut, UnknownTier
+from platform_client.ledger.models import (
+    Event,
+    Registration,
+    Reservation,
+    ReservationStatus,
+    Tier,
+    new_id,
+)
+from platform_client.ledger.views import on_sale
+
+MAX_ORDER_NAME = 200  # the payment service's limit on orderName
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeatRequest:
+    """What a buyer asked for; ``answers`` are the form's answers, snapshotted on the hold."""
+
+    user_id: str
+    event_id: str
+    tier_id: str
+    answers: Mapping[str, str] = field(default_factory=dict)
+    email: str | None = None
+    order_name: str | None = None  # default "{event name} - {tier name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hold:
+    """A pending reservation as stored: everything the checkout request is derived from."""
+
+    reservation_id: str
+    user_id: str
+    event_id: str
+    tier_id: str
+    amount: int
+    currency: str
+    provider: str
+    order_name: str
+    email: str | None
+    expires_at: datetime
+    checkout_id: str | None
+    checkout_url: str | None
+
+    @classmethod
+    def of(cls, reservation: Reservation) -> Hold:
+        return cls(
+            reservation_id=reservation.id,
+            user_id=reservation.user_id,
+            event_id=reservation.event_id,
+            tier_id=reservation.tier_id,
+            amount=reservation.amount,
+            currency=reservation.currency,
+            provider=reservation.provider,
+            order_name=reservation.order_name,
+            email=reservation.email,
+            expires_at=reservation.expires_at,
+            checkout_id=reservation.checkout_id,
+            checkout_url=reservation.checkout_url,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeatTaken:
+    """Either a registration (a free tier, confirmed at once) or a hold to be paid."""
+
+    registration_id: str | None = None
+    hold: Hold | None = None
+    existing: bool = False  # the hold is the user's earlier one (a double submit)
+
+
+def lock_tier(session: Session, tier_id: str) -> Tier | None:
+    """The tier, row-locked until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite has
+    no row locks and relies on the engine's ``BEGIN IMMEDIATE``)."""
+    statement = (
+        select(Tier)
+        .where(Tier.id == tier_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # never a stale copy from the session
+    )
+    return session.scalars(statement).one_or_none()
+
+
+def lock_reservation(session: Session, reservation_id: str) -> Reservation | None:
+    statement = (
+        select(Reservation)
+        .where(Reservation.id == reservation_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(statement).one_or_none()
+
+
+def pending_hold(session: Session, user_id: str, event_id: str) -> Reservation | None:
+    """The user's live hold for the event, row-locked (at most one: the partial unique index)."""
+    statement = (
+        select(Reservation)
+        .where(
+            Reservation.user_id == user_id,
+            Reservation.event_id == event_id,
+            Reservation.status == ReservationStatus.PENDING_PAYMENT,
+        )
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(statement).one_or_none()
+
+
+def registration_of(session: Session, user_id: str, event_id: str) -> str | None:
+    return session.scalar(
+        select(Registration.id).where(
+            Registration.user_id == user_id, Registration.event_id == event_id
+        )
+    )
+
+
+def hold_seat(
+    session: Session, request: SeatRequest, *, provider: str, now: datetime, ttl: timedelta
+) -> SeatTaken:
+    """Take a seat of the tier under its row lock, or say why not.
+
+    Raises AlreadyRegistered, UnknownTier, SaleClosed or SoldOut. A user with a live hold for
+    the event gets that hold back (``existing=True``) whatever tier they asked for: one hold
+    per user and event. A concurrent submit of the same user can still make the INSERT fail on
+    the partial unique index (IntegrityError): the caller looks the winner's hold up.
+    """
+    if registration_of(session, request.user_id, request.event_id) is not None:
+        raise AlreadyRegistered("the user is already registered for this event")
+    earlier = pending_hold(session, request.user_id, request.event_id)
+    if earlier is not None:
+        if earlier.expires_at > now:
+            return SeatTaken(hold=Hold.of(earlier), existing=True)
+        release_hold(session, earlier, ReservationStatus.EXPIRED)  # not swept yet
+        session.flush()  # out of the partial unique index before the new INSERT
+    tier = lock_tier(session, request.tier_id)
+    if tier is None or tier.event_id != request.event_id:
+        raise UnknownTier(f"no tier {request.tier_id!r} for event {request.event_id!r}")
+    if not on_sale(tier, now):
+        raise SaleClosed(f"tier {tier.id!r} is not on sale now")
+    if tier.taken >= tier.capacity:
+        raise SoldOut(f"tier {tier.id!r} is sold out")
+    tier.taken += 1
+    answers = dict(request.answers)
+    if tier.price == 0:
+        registration = Registration(
+            id=new_id("reg"),
+            user_id=request.user_id,
+            event_id=request.event_id,
+            tier_id=tier.id,
+            reservation_id=None,
+            answers=answers,
+        )
+        session.add(registration)
+        session.flush()
+        return SeatTaken(registration_id=registration.id)
+    reservation = Reservation(
+        id=new_id("res"), user_id=request.user_id, event_id=request.event_id, tier_id=tier.id,
+        status=ReservationStatus.PENDING_PAYMENT, amount=tier.price, currency=tier.currency,
+        provider=provider, order_name=request.order_name or _order_name(session, tier),
+        answers=answers, email=request.email,
+        # Whole seconds, as the payment service stores expiresAt: a replayed create then
+        # sends a byte-identical body, and the checkout never outlives the hold.
+        expires_at=(now + ttl).replace(microsecond=0),
+    )  # fmt: skip
+    session.add(reservation)
+    session.flush()
+    return SeatTaken(hold=Hold.of(reservation))
+
+
+def release_hold(session: Session, reservation: Reservation, status: ReservationStatus) -> bool:
+    """Give a pending hold's seat back; False (nothing done) if it no longer holds one.
+    The caller holds the reservation's row lock."""
+    if reservation.status != ReservationStatus.PENDING_PAYMENT:
+        return False
+    reservation.status = status
+    session.execute(update(Tier).where(Tier.id == reservation.tier_id).values(taken=Tier.taken - 1))
+    return True
+
+
+def retake_seat(session: Session, tier_id: str) -> bool:
+    """Take a seat again for a late payment, under the tier's row lock; False when full."""
+    tier = lock_tier(session, tier_id)
+    if tier is None or tier.taken >= tier.capacity:
+        return False
+    tier.taken += 1
+    return True
+
+
+def _order_name(session: Session, tier: Tier) -> str:
+    event_name = session.scalar(select(Event.name).where(Event.id == tier.event_id)) or ""
+    name = f"{event_name} - {tier.name}" if event_name else tier.name
+    return name[:MAX_ORDER_NAME]

@@ -1,0 +1,239 @@
+"""Ledger: the use cases a platform calls; each method owns its transactions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from sqlalchemy import Engine, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from platform_client.callbacks import (
+    CallbackEvent,
+    TicketPaymentCanceled,
+    TicketPaymentExpired,
+    TicketPaymentFailed,
+    TicketPaymentPaid,
+)
+from platform_client.client import PaymentServiceClient
+from platform_client.errors import PaymentServiceError
+from platform_client.ledger import admin, payments
+from platform_client.ledger.checkout import LedgerConfig, RegistrationStarted, create_checkout_for
+from platform_client.ledger.engine import serialise_sqlite_writers
+from platform_client.ledger.errors import AlreadyRegistered, CheckoutUnavailable
+from platform_client.ledger.holds import (
+    Hold,
+    SeatRequest,
+    SeatTaken,
+    hold_seat,
+    lock_reservation,
+    pending_hold,
+    registration_of,
+    release_hold,
+)
+from platform_client.ledger.models import Reservation, ReservationStatus, Tier, utcnow
+from platform_client.ledger.seen import LedgerSeenStore
+from platform_client.ledger.views import (
+    RegistrationView,
+    ReservationView,
+    TierView,
+    registration_views,
+    reservation_view,
+    tier_views,
+)
+from platform_client.receiver import SeenStore
+
+log = logging.getLogger(__name__)
+
+SWEEP_BATCH = 500
+_RELEASING: Mapping[type[CallbackEvent], ReservationStatus] = {
+    TicketPaymentExpired: ReservationStatus.EXPIRED,
+    TicketPaymentCanceled: ReservationStatus.CANCELED,
+}
+
+
+class Ledger:
+    """Reservations, registrations and payments of one platform.
+
+    A SQLite engine is given ``serialise_sqlite_writers`` if it lacks it: without it the
+    capacity check would run without a lock (``ledger_engine`` makes engines with it).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: PaymentServiceClient,
+        config: LedgerConfig,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        serialise_sqlite_writers(engine)
+        self.engine = engine
+        self.client = client
+        self.config = config
+        self.clock = clock
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def start_registration(
+        self,
+        user_id: str,
+        event_id: str,
+        tier_id: str,
+        answers: Mapping[str, str],
+        *,
+        email: str | None = None,
+        order_name: str | None = None,
+        request_id: str | None = None,
+    ) -> RegistrationStarted:
+        """Register at once (free tier) or hold a seat and return the checkout to pay it.
+
+        Raises UnknownTier, SaleClosed, SoldOut, AlreadyRegistered, or CheckoutUnavailable
+        (its hold released). A user with a live hold for the event gets its checkout back.
+        """
+        request = SeatRequest(
+            user_id=user_id, event_id=event_id, tier_id=tier_id, answers=dict(answers),
+            email=email, order_name=order_name,
+        )  # fmt: skip
+        seat = self._take_seat(request)
+        if seat.hold is None:
+            extra = {**_ids(None, None), "registration_id": seat.registration_id}
+            log.info("ledger.registered_free", extra=extra)
+            return RegistrationStarted(None, seat.registration_id, None, None)
+        hold = seat.hold
+        if seat.existing and hold.checkout_url is not None:
+            log.info("ledger.hold_repeated", extra=_ids(hold.reservation_id, hold.checkout_id))
+            return RegistrationStarted(
+                hold.reservation_id, None, hold.checkout_id, hold.checkout_url
+            )
+        try:
+            checkout = create_checkout_for(self.client, hold, self.config, request_id=request_id)
+        except PaymentServiceError as exc:
+            # Only the submit that made the hold gives it back; a repeat leaves it to its owner.
+            released = not seat.existing and self._release(hold.reservation_id)
+            extra = {**_ids(hold.reservation_id, None), "code": exc.code, "released": released}
+            log.warning("ledger.checkout_unavailable", extra=extra)
+            raise CheckoutUnavailable(
+                "the payment service did not create the checkout", exc
+            ) from exc
+        with self._sessions.begin() as session:
+            session.execute(
+                update(Reservation)
+                .where(Reservation.id == hold.reservation_id, Reservation.checkout_url.is_(None))
+                .values(checkout_id=checkout.checkout_id, checkout_url=checkout.checkout_url)
+            )
+        message = "ledger.hold_repeated" if seat.existing else "ledger.hold_created"
+        log.info(message, extra=_ids(hold.reservation_id, checkout.checkout_id))
+        return RegistrationStarted(
+            hold.reservation_id, None, checkout.checkout_id, checkout.checkout_url
+        )
+
+    def _take_seat(self, request: SeatRequest) -> SeatTaken:
+        try:
+            with self._sessions.begin() as session:
+                return hold_seat(
+                    session, request, provider=self.config.provider, now=self.clock(),
+                    ttl=self.config.reservation_ttl,
+                )  # fmt: skip
+        except IntegrityError:
+            # A concurrent submit of the same user won a unique index: answer with its result.
+            with self._sessions.begin() as session:
+                earlier = pending_hold(session, request.user_id, request.event_id)
+                if earlier is not None:
+                    ids = _ids(earlier.id, earlier.checkout_id)
+                    log.info("ledger.concurrent_submit", extra=ids)
+                    return SeatTaken(hold=Hold.of(earlier), existing=True)
+                if registration_of(session, request.user_id, request.event_id) is not None:
+                    raise AlreadyRegistered("the user is already registered") from None
+            raise
+
+    def _release(self, reservation_id: str) -> bool:
+        with self._sessions.begin() as session:
+            reservation = lock_reservation(session, reservation_id)
+            if reservation is None:
+                return False
+            return release_hold(session, reservation, ReservationStatus.RELEASED)
+
+    def handle_callback(self, event: CallbackEvent) -> None:
+        """Apply a verified callback; raises receiver.RejectCallback to refuse it for good.
+        paid confirms; expired, canceled and a last failed attempt release the hold; a refund
+        or an earlier failed attempt is only noted. Repeats change nothing."""
+        if isinstance(event, TicketPaymentPaid):
+            self.handle_paid(event)
+            return
+        status = _RELEASING.get(type(event))
+        if isinstance(event, TicketPaymentFailed) and event.attempt >= event.max_attempts:
+            status = ReservationStatus.RELEASED
+        with self._sessions.begin() as session:
+            if status is None:
+                outcome = "noted" if payments.record_only(session, event) else "repeat"
+            else:
+                outcome = payments.record_release(session, event, status)
+        extra = {**_ids(event.reservation_id, event.checkout_id), "type": str(event.type)}
+        log.info("ledger.callback_handled", extra={**extra, "outcome": str(outcome)})
+
+    def handle_paid(self, event: TicketPaymentPaid) -> None:
+        """Confirm the paid hold's registration; see payments.record_paid for the rejections."""
+        extra = {**_ids(event.reservation_id, event.checkout_id), "late": event.late}
+        try:
+            with self._sessions.begin() as session:
+                outcome = payments.record_paid(session, event)
+        except IntegrityError:
+            # A concurrent writer got there first: this payment, or another registration.
+            with self._sessions.begin() as session:
+                settled = payments.settle_paid_conflict(session, event)
+            if settled is None:
+                raise
+            outcome = settled
+        log.info("ledger.paid", extra={**extra, "outcome": str(outcome)})
+
+    def sweep_expired_holds(self) -> int:
+        """Expire pending holds past their deadline and give their seats back; the count.
+        One short transaction per hold, so a sweep never holds many locks at once."""
+        now, expired = self.clock(), 0
+        while True:
+            with self._sessions.begin() as session:
+                due = admin.overdue_holds(session, now, SWEEP_BATCH)
+            for reservation_id in due:
+                with self._sessions.begin() as session:
+                    reservation = admin.expire_hold(session, reservation_id, now)
+                    if reservation is not None:
+                        expired += 1
+                        ids = _ids(reservation.id, reservation.checkout_id)
+                        log.info("ledger.hold_expired", extra=ids)
+            if len(due) < SWEEP_BATCH:
+                return expired
+
+    def delete_tier(self, tier_id: str) -> None:
+        """Raises TierHasLiveHolds while a hold waits for payment (see admin.delete_tier)."""
+        with self._sessions.begin() as session:
+            admin.delete_tier(session, tier_id)
+
+    def add_event(self, event_id: str, name: str, starts_at: datetime | None = None) -> bool:
+        """Add an event unless its id exists; True if added."""
+        with self._sessions.begin() as session:
+            return admin.add_event(session, event_id, name, starts_at)
+
+    def add_tier(self, tier: Tier) -> bool:
+        """Add a tier (a new, unsaved ``Tier``) unless its id exists; True if added."""
+        with self._sessions.begin() as session:
+            return admin.add_tier(session, tier)
+
+    def seen_store(self) -> SeenStore:
+        return LedgerSeenStore(self._sessions)
+
+    def reservation(self, reservation_id: str) -> ReservationView | None:
+        with self._sessions() as session:
+            return reservation_view(session, reservation_id)
+
+    def registrations_for(self, user_id: str) -> list[RegistrationView]:
+        with self._sessions() as session:
+            return registration_views(session, user_id)
+
+    def tiers(self, event_id: str) -> list[TierView]:
+        with self._sessions() as session:
+            return tier_views(session, event_id, self.clock())
+
+
+def _ids(reservation_id: str | None, checkout_id: str | None) -> dict[str, object]:
+    return {"reservation_id": reservation_id, "checkout_id": checkout_id}
