@@ -1,0 +1,5 @@
+"""`python -m platform_client.demo …`"""
+
+from platform_client.demo.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""Who the buyer is: a sign-in by e-mail kept in the Flask session (a demo, not real auth).
+
+A real platform has accounts; here the e-mail given on the registration form (or the sign-in
+form) identifies the buyer, and the ledger's ``user_id`` is derived from it so that no e-mail
+address appears in ids or logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from flask import session
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+MAX_NAME = 100
+MAX_EMAIL = 254
+
+
+@dataclass(frozen=True)
+class Buyer:
+    name: str
+    email: str
+
+    @property
+    def user_id(self) -> str:
+        return user_id_for(self.email)
+
+
+def user_id_for(email: str) -> str:
+    return "usr_" + hashlib.sha256(email.strip().casefold().encode()).hexdigest()[:24]
+
+
+def current_buyer() -> Buyer | None:
+    name, email = session.get("name"), session.get("email")
+    if isinstance(name, str) and isinstance(email, str) and email:
+        return Buyer(name, email)
+    return None
+
+
+def sign_in(buyer: Buyer) -> None:
+    session["name"], session["email"] = buyer.name, buyer.email
+
+
+def sign_out() -> None:
+    session.clear()
+
+
+def buyer_errors(name: str, email: str) -> dict[str, str]:
+    """Field -> message for a name and e-mail that cannot identify a buyer; empty when fine."""
+    errors: dict[str, str] = {}
+    if not name or len(name) > MAX_NAME:
+        errors["name"] = f"Enter your name (at most {MAX_NAME} characters)."
+    if len(email) > MAX_EMAIL or not _EMAIL.match(email):
+        errors["email"] = "Enter an e-mail address like kim@example.com."
+    return errors
+
+
+def mask_email(email: str) -> str:
+    """``k***@example.com``: what logs may show of an address."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else "***"
