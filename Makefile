@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Our own modules are imported by many short-lived test processes: let Python cache bytecode.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install run test test-fast lint format clean bench
+.PHONY: install run test test-fast lint format clean bench up down
 
 install: $(STAMP)
 
@@ -42,3 +42,18 @@ format: install
 
 clean:
 	rm -rf $(VENV) $(TOOLS) var/ .pytest_cache .mypy_cache .ruff_cache
+
+# The whole system in Docker (deploy/compose.yaml): PostgreSQL, migrations, 2 API replicas,
+# 2 workers and the reference platform. Secrets come from deploy/.env (made once from the example).
+COMPOSE := docker compose -f deploy/compose.yaml
+
+up:
+	@docker compose version >/dev/null 2>&1 || { echo "make up needs Docker with the compose plugin (docker compose); without Docker, use make run" >&2; exit 1; }
+	@test -f deploy/.env || { cp deploy/.env.example deploy/.env && echo "created deploy/.env from deploy/.env.example: change its secrets before exposing the stack"; }
+	$(COMPOSE) up --build --detach
+	@echo "The platform: http://127.0.0.1:8001   The payment service: http://127.0.0.1:8000 (docs at /docs)"
+	@echo "Logs: $(COMPOSE) logs -f api worker   Stop: make down"
+
+down:
+	@docker compose version >/dev/null 2>&1 || { echo "make down needs Docker with the compose plugin (docker compose)" >&2; exit 1; }
+	$(COMPOSE) down

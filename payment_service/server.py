@@ -38,19 +38,26 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app(self._settings)
 
 
-def run_gunicorn(settings: Settings, *, bind: str, workers: int, threads: int) -> None:
-    from payment_service.logging import configure_logging
-
-    configure_logging(settings.log_format, settings.log_level)
-    options = {
+def gunicorn_options(*, bind: str, workers: int, threads: int) -> dict[str, Any]:
+    """Our gunicorn settings, in one place: `payment-service serve` and deploy/gunicorn.conf.py
+    (the containers' server) both take them from here."""
+    return {
         "bind": bind,
         "workers": workers,
         "threads": threads,
         "worker_class": "gthread",
         "timeout": 30,
+        # On SIGTERM gunicorn stops accepting and lets requests in flight finish for this long.
         "graceful_timeout": 20,
         "accesslog": None,  # one http.request line per request comes from the app
         "logger_class": StructlogGunicornLogger,
         "control_socket_disable": True,  # several servers share a machine in tests and benches
     }
+
+
+def run_gunicorn(settings: Settings, *, bind: str, workers: int, threads: int) -> None:
+    from payment_service.logging import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    options = gunicorn_options(bind=bind, workers=workers, threads=threads)
     _Gunicorn(settings, options).run()

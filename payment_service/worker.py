@@ -90,6 +90,8 @@ class Worker:
         done: dict[str, int] = {}
         now = time.monotonic()
         for job in self.jobs:
+            if self.stopping.is_set():  # SIGTERM: finish the job that runs, start no other
+                break
             if job.next_at > now:
                 continue
             try:
