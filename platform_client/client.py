@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from platform_client.checkouts import Checkout, CheckoutRequest, checkout_from_wire
@@ -29,13 +30,25 @@ class _Retry(Retry):
     # caller's to handle (RateLimited.retry_after), not a reason to block a web request.
     RETRY_AFTER_STATUS_CODES = frozenset()
 
+    def increment(  # type: ignore[override]
+        self, method: str | None = None, url: str | None = None, *args: Any, **kwargs: Any
+    ) -> Retry:
+        # A connection dropped before the answer (typically a pooled keep-alive connection the
+        # server closed as we reused it) is retried: every call is safe to repeat. A read
+        # timeout is not: the first request may still be running, and the caller decides.
+        error = kwargs.get("error")
+        if isinstance(error, ReadTimeoutError):
+            raise error
+        return super().increment(method, url, *args, **kwargs)
+
 
 class PaymentServiceClient:
     """Create, read, find and cancel ticket checkouts; every error is a PaymentServiceError.
 
-    Connection errors and 502/503/504 are retried with backoff for GET and POST alike: a create
-    always carries an Idempotency-Key, so a retry replays instead of creating twice. Read
-    timeouts are not retried (the first request may still be running; the caller decides).
+    Connection errors (refused, or dropped before the answer) and 502/503/504 are retried with
+    backoff for GET and POST alike: a create always carries an Idempotency-Key, so a retry
+    replays instead of creating twice, and a cancel may be repeated. Read timeouts are not
+    retried (the first request may still be running; the caller decides).
     """
 
     def __init__(
@@ -60,7 +73,7 @@ class PaymentServiceClient:
         retry = _Retry(
             total=retries,
             connect=retries,
-            read=False,
+            read=retries,  # connection resets; read timeouts are refused in _Retry.increment
             status=retries,
             other=0,
             redirect=0,

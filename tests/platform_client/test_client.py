@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -295,3 +297,58 @@ def test_a_request_with_a_float_amount_or_naive_expiry_is_refused_locally() -> N
         checkout_request(amount=300.0)
     with pytest.raises(ValueError, match="aware"):
         checkout_request(expires_at=datetime.now() + timedelta(minutes=5))
+
+
+def test_a_connection_dropped_before_the_answer_is_retried_with_the_same_key() -> None:
+    """A server that reads the create and resets the connection without answering (a pooled
+    keep-alive connection closed under the client): the client sends the same request again."""
+    answer = json.dumps(CHECKOUT).encode()
+    requests_seen: list[bytes] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            for attempt in range(2):
+                conn, _ = listener.accept()
+                with conn:
+                    requests_seen.append(_read_request(conn))
+                    if attempt == 0:  # RST instead of an answer
+                        conn.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
+                        continue
+                    conn.sendall(
+                        b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+                        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer)
+                    )
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        with PaymentServiceClient(
+            f"http://127.0.0.1:{port}", API_KEY, backoff_factor=0.01
+        ) as client:
+            created = client.create_checkout(checkout_request())
+        server.join(5)
+    assert created.checkout_id == "chk_1"
+    assert len(requests_seen) == 2
+    first, second = (r.split(b"\r\n\r\n", 1) for r in requests_seen)
+    assert first[1] == second[1]  # the same body
+    key = [h for h in first[0].split(b"\r\n") if h.lower().startswith(b"idempotency-key:")]
+    assert key and key[0] in second[0].split(b"\r\n")  # and the same Idempotency-Key
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
