@@ -62,10 +62,9 @@ def event_page(event_id: str) -> str:
 @blueprint.route("/events/<event_id>/tiers/<tier_id>/register", methods=["GET", "POST"])
 def register(event_id: str, tier_id: str) -> Response | str | tuple[str, int]:
     demo = current_demo()
-    event = catalog.event(demo.engine, event_id) or abort(404)
-    tier = next((t for t in demo.ledger.tiers(event_id) if t.tier_id == tier_id), None) or abort(
-        404
-    )
+    # One query for the tier and its event's name: a start needs nothing else before the ledger.
+    tier = demo.ledger.tier(event_id, tier_id) or abort(404)
+    event = catalog.EventInfo(tier.event_id, tier.event_name, None)
     if request.method == "GET":
         buyer = current_buyer()
         values = {"name": buyer.name, "email": buyer.email} if buyer else {}

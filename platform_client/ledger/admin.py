@@ -12,8 +12,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from platform_client.ledger.errors import TierHasLiveHolds, TierHasRegistrations, UnknownTier
-from platform_client.ledger.holds import lock_tier, release_hold
+from platform_client.ledger.holds import release_hold
 from platform_client.ledger.models import Event, Registration, Reservation, ReservationStatus, Tier
+from platform_client.ledger.rows import lock_tier
 
 _PENDING = Reservation.status == ReservationStatus.PENDING_PAYMENT
 

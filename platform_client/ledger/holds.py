@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.orm import Session
 
 from platform_client.ledger.errors import AlreadyRegistered, SaleClosed, SoldOut, UnknownTier
@@ -23,8 +24,10 @@ from platform_client.ledger.models import (
     Tier,
     new_id,
 )
-from platform_client.ledger.views import on_sale
+from platform_client.ledger.rows import lock_tier, seat_state, set_taken
+from platform_client.ledger.views import in_sale_window
 
+_INSERT_HOLD = insert(Reservation)  # built once
 MAX_ORDER_NAME = 200  # the payment service's limit on orderName
 
 
@@ -84,18 +87,6 @@ class SeatTaken:
     existing: bool = False  # the hold is the user's earlier one (a double submit)
 
 
-def lock_tier(session: Session, tier_id: str) -> Tier | None:
-    """The tier, row-locked until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite has
-    no row locks and relies on the engine's ``BEGIN IMMEDIATE``)."""
-    statement = (
-        select(Tier)
-        .where(Tier.id == tier_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)  # never a stale copy from the session
-    )
-    return session.scalars(statement).one_or_none()
-
-
 def lock_reservation(session: Session, reservation_id: str) -> Reservation | None:
     statement = (
         select(Reservation)
@@ -138,23 +129,51 @@ def hold_seat(
     the event gets that hold back (``existing=True``) whatever tier they asked for: one hold
     per user and event. A concurrent submit of the same user can still make the INSERT fail on
     the partial unique index (IntegrityError): the caller looks the winner's hold up.
+
+    The fast path: one plain read (``seat_state``) answers AlreadyRegistered, SaleClosed and
+    SoldOut without taking a lock. That answer is a valid linearization: the read is one
+    statement on one snapshot, at which the tier was full (or closed) and the user had no live
+    hold. A hold released a moment later is no different from this buyer arriving a moment
+    earlier. A seat is only ever taken under the tier's row lock, which re-checks everything.
     """
-    if registration_of(session, request.user_id, request.event_id) is not None:
+    state = seat_state(session, request.user_id, request.event_id, request.tier_id)
+    if state is None or state.event_id != request.event_id:
+        return _hold_seat_locked(session, request, provider, now, ttl, None)  # says why not
+    if state.registered:
         raise AlreadyRegistered("the user is already registered for this event")
-    earlier = pending_hold(session, request.user_id, request.event_id)
-    if earlier is not None:
-        if earlier.expires_at > now:
-            return SeatTaken(hold=Hold.of(earlier), existing=True)
-        release_hold(session, earlier, ReservationStatus.EXPIRED)  # not swept yet
-        session.flush()  # out of the partial unique index before the new INSERT
+    if not state.holding:
+        if not in_sale_window(state.valid_from, state.valid_until, now):
+            raise SaleClosed(f"tier {request.tier_id!r} is not on sale now")
+        if state.taken >= state.capacity:
+            raise SoldOut(f"tier {request.tier_id!r} is sold out")
+    return _hold_seat_locked(session, request, provider, now, ttl, state)
+
+
+def _hold_seat_locked(
+    session: Session, request: SeatRequest, provider: str, now: datetime, ttl: timedelta,
+    state: Row[*tuple[Any, ...]] | None,
+) -> SeatTaken:  # fmt: skip
+    """The guarded part: the user's hold (if the plain read saw one), then the tier's row lock
+    and every check again. ``state`` None: the plain read found nothing usable, check all."""
+    if state is None and registration_of(session, request.user_id, request.event_id) is not None:
+        raise AlreadyRegistered("the user is already registered for this event")
+    if state is None or state.holding:
+        earlier = pending_hold(session, request.user_id, request.event_id)
+        if earlier is not None:
+            if earlier.expires_at > now:
+                return SeatTaken(hold=Hold.of(earlier), existing=True)
+            release_hold(session, earlier, ReservationStatus.EXPIRED)  # not swept yet
+            session.flush()  # out of the partial unique index before the new INSERT
+    # A hold made by a concurrent submit after the plain read fails the INSERT below on the
+    # partial unique index; the caller then answers with that hold.
     tier = lock_tier(session, request.tier_id)
     if tier is None or tier.event_id != request.event_id:
         raise UnknownTier(f"no tier {request.tier_id!r} for event {request.event_id!r}")
-    if not on_sale(tier, now):
+    if not in_sale_window(tier.valid_from, tier.valid_until, now):
         raise SaleClosed(f"tier {tier.id!r} is not on sale now")
     if tier.taken >= tier.capacity:
         raise SoldOut(f"tier {tier.id!r} is sold out")
-    tier.taken += 1
+    set_taken(session, tier.id, tier.taken + 1)
     answers = dict(request.answers)
     if tier.price == 0:
         registration = Registration(
@@ -168,18 +187,27 @@ def hold_seat(
         session.add(registration)
         session.flush()
         return SeatTaken(registration_id=registration.id)
-    reservation = Reservation(
-        id=new_id("res"), user_id=request.user_id, event_id=request.event_id, tier_id=tier.id,
-        status=ReservationStatus.PENDING_PAYMENT, amount=tier.price, currency=tier.currency,
-        provider=provider, order_name=request.order_name or _order_name(session, tier),
-        answers=answers, email=request.email,
+    event_name = state.event_name if state is not None else _event_name(session, tier.event_id)
+    hold = Hold(
+        reservation_id=new_id("res"), user_id=request.user_id, event_id=request.event_id,
+        tier_id=tier.id, amount=tier.price, currency=tier.currency, provider=provider,
+        order_name=request.order_name or _order_name(event_name, tier.name),
+        email=request.email,
         # Whole seconds, as the payment service stores expiresAt: a replayed create then
         # sends a byte-identical body, and the checkout never outlives the hold.
-        expires_at=(now + ttl).replace(microsecond=0),
+        expires_at=(now + ttl).replace(microsecond=0), checkout_id=None, checkout_url=None,
     )  # fmt: skip
-    session.add(reservation)
-    session.flush()
-    return SeatTaken(hold=Hold.of(reservation))
+    session.connection().execute(  # Core INSERT: no ORM object to build, flush or refresh
+        _INSERT_HOLD,
+        {
+            "id": hold.reservation_id, "user_id": hold.user_id, "event_id": hold.event_id,
+            "tier_id": hold.tier_id, "status": ReservationStatus.PENDING_PAYMENT,
+            "amount": hold.amount, "currency": hold.currency, "provider": hold.provider,
+            "order_name": hold.order_name, "answers": answers, "email": hold.email,
+            "expires_at": hold.expires_at,
+        },
+    )  # fmt: skip
+    return SeatTaken(hold=hold)
 
 
 def release_hold(session: Session, reservation: Reservation, status: ReservationStatus) -> bool:
@@ -197,11 +225,14 @@ def retake_seat(session: Session, tier_id: str) -> bool:
     tier = lock_tier(session, tier_id)
     if tier is None or tier.taken >= tier.capacity:
         return False
-    tier.taken += 1
+    set_taken(session, tier_id, tier.taken + 1)
     return True
 
 
-def _order_name(session: Session, tier: Tier) -> str:
-    event_name = session.scalar(select(Event.name).where(Event.id == tier.event_id)) or ""
-    name = f"{event_name} - {tier.name}" if event_name else tier.name
+def _event_name(session: Session, event_id: str) -> str:
+    return session.scalar(select(Event.name).where(Event.id == event_id)) or ""
+
+
+def _order_name(event_name: str, tier_name: str) -> str:
+    name = f"{event_name} - {tier_name}" if event_name else tier_name
     return name[:MAX_ORDER_NAME]

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -41,6 +41,7 @@ from platform_client.ledger.views import (
     TierView,
     registration_views,
     reservation_view,
+    tier_view,
     tier_views,
 )
 from platform_client.receiver import SeenStore
@@ -48,6 +49,12 @@ from platform_client.receiver import SeenStore
 log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
+#: Built once (building a statement costs more CPU than running it); the first URL stays.
+_STORE_CHECKOUT = (
+    update(Reservation)
+    .where(Reservation.id == bindparam("reservation_id"), Reservation.checkout_url.is_(None))
+    .values(checkout_id=bindparam("checkout_id"), checkout_url=bindparam("checkout_url"))
+)
 _RELEASING: Mapping[type[CallbackEvent], ReservationStatus] = {
     TicketPaymentExpired: ReservationStatus.EXPIRED,
     TicketPaymentCanceled: ReservationStatus.CANCELED,
@@ -116,12 +123,12 @@ class Ledger:
             raise CheckoutUnavailable(
                 "the payment service did not create the checkout", exc
             ) from exc
-        with self._sessions.begin() as session:
-            session.execute(
-                update(Reservation)
-                .where(Reservation.id == hold.reservation_id, Reservation.checkout_url.is_(None))
-                .values(checkout_id=checkout.checkout_id, checkout_url=checkout.checkout_url)
-            )
+        with self.engine.begin() as connection:  # one Core UPDATE: no Session needed
+            connection.execute(
+                _STORE_CHECKOUT,
+                {"reservation_id": hold.reservation_id, "checkout_id": checkout.checkout_id,
+                 "checkout_url": checkout.checkout_url},
+            )  # fmt: skip
         message = "ledger.hold_repeated" if seat.existing else "ledger.hold_created"
         log.info(message, extra=_ids(hold.reservation_id, checkout.checkout_id))
         return RegistrationStarted(
@@ -233,6 +240,12 @@ class Ledger:
     def tiers(self, event_id: str) -> list[TierView]:
         with self._sessions() as session:
             return tier_views(session, event_id, self.clock())
+
+    def tier(self, event_id: str, tier_id: str) -> TierView | None:
+        """One tier of the event (with the event's name), or None: what a registration form
+        needs, in one query."""
+        with self.engine.connect() as connection:
+            return tier_view(connection, event_id, tier_id, self.clock())
 
 
 def _ids(reservation_id: str | None, checkout_id: str | None) -> dict[str, object]:

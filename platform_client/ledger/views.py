@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from platform_client.ledger.models import Event, Registration, Reservation, ReservationStatus, Tier
@@ -17,6 +18,7 @@ from platform_client.ledger.models import Event, Registration, Reservation, Rese
 class TierView:
     tier_id: str
     event_id: str
+    event_name: str
     name: str
     price: int  # minor units; 0 is free
     currency: str
@@ -67,32 +69,59 @@ class RegistrationView:
 
 def on_sale(tier: Tier, now: datetime) -> bool:
     """The sale window is [valid_from, valid_until); an open end is unbounded."""
-    if tier.valid_from is not None and now < tier.valid_from:
+    return in_sale_window(tier.valid_from, tier.valid_until, now)
+
+
+def in_sale_window(
+    valid_from: datetime | None, valid_until: datetime | None, now: datetime
+) -> bool:
+    if valid_from is not None and now < valid_from:
         return False
-    return tier.valid_until is None or now < tier.valid_until
+    return valid_until is None or now < valid_until
+
+
+_TIER_COLUMNS = (
+    Tier.id, Tier.event_id, Event.name, Tier.name, Tier.price, Tier.currency, Tier.capacity,
+    Tier.taken, Tier.valid_from, Tier.valid_until, Tier.question,
+)  # fmt: skip
 
 
 def tier_views(session: Session, event_id: str, now: datetime) -> list[TierView]:
-    tiers = session.scalars(
-        select(Tier).where(Tier.event_id == event_id).order_by(Tier.price, Tier.id)
+    rows = session.execute(
+        select(*_TIER_COLUMNS)
+        .join(Event, Event.id == Tier.event_id)
+        .where(Tier.event_id == event_id)
+        .order_by(Tier.price, Tier.id)
     )
-    return [
-        TierView(
-            tier_id=tier.id,
-            event_id=tier.event_id,
-            name=tier.name,
-            price=tier.price,
-            currency=tier.currency,
-            capacity=tier.capacity,
-            taken=tier.taken,
-            seats_left=max(tier.capacity - tier.taken, 0),
-            valid_from=tier.valid_from,
-            valid_until=tier.valid_until,
-            question=tier.question,
-            on_sale=on_sale(tier, now),
-        )
-        for tier in tiers
-    ]
+    return [_tier_view(row, now) for row in rows]
+
+
+#: Built once: building a statement costs more CPU than running it.
+_TIER_OF_EVENT = (
+    select(*_TIER_COLUMNS)
+    .join(Event, Event.id == Tier.event_id)
+    .where(Tier.id == bindparam("tier_id"), Tier.event_id == bindparam("event_id"))
+)
+
+
+def tier_view(
+    connection: Connection, event_id: str, tier_id: str, now: datetime
+) -> TierView | None:
+    """One tier of the event with the event's name, in one plain query (no lock, no ORM)."""
+    params = {"tier_id": tier_id, "event_id": event_id}
+    row = connection.execute(_TIER_OF_EVENT, params).first()
+    return None if row is None else _tier_view(row, now)
+
+
+def _tier_view(row: Row[*tuple[Any, ...]], now: datetime) -> TierView:
+    (tier_id, event_id, event_name, name, price, currency, capacity, taken, valid_from,
+     valid_until, question) = row  # fmt: skip
+    return TierView(
+        tier_id=tier_id, event_id=event_id, event_name=event_name, name=name, price=price,
+        currency=currency, capacity=capacity, taken=taken, seats_left=max(capacity - taken, 0),
+        valid_from=valid_from, valid_until=valid_until, question=question,
+        on_sale=in_sale_window(valid_from, valid_until, now),
+    )  # fmt: skip
 
 
 def reservation_view(session: Session, reservation_id: str) -> ReservationView | None:

@@ -7,9 +7,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, Row, create_engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from platform_client.ledger import (
@@ -70,9 +71,11 @@ def test_500_buyers_for_100_seats_get_exactly_100_holds(ledger: Ledger, engine: 
     print(f"rush of {BUYERS} for {SEATS} seats settled in {elapsed:.2f}s")
 
 
-def _unlocked_tier(session: Session, tier_id: str) -> Tier | None:
-    """The tier read without its guard: no FOR UPDATE."""
-    return session.scalars(select(Tier).where(Tier.id == tier_id)).one_or_none()
+def _unlocked_tier(session: Session, tier_id: str) -> Row[*tuple[Any, ...]] | None:
+    """The tier read without its guard: the same columns, no FOR UPDATE."""
+    columns = (Tier.id, Tier.event_id, Tier.name, Tier.price, Tier.currency, Tier.capacity,
+               Tier.taken, Tier.valid_from, Tier.valid_until)  # fmt: skip
+    return session.execute(select(*columns).where(Tier.id == tier_id)).first()
 
 
 def test_control_without_the_lock_the_same_rush_oversells(
