@@ -117,10 +117,15 @@ def init_app(app: Flask) -> None:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(requestId=g.request_id)
 
+    # The logger structlog hands the line to: below its level, the line is not even built.
+    level_of = logging.getLogger("payment_service.http")
+
     @app.after_request
     def _log_request(response: Response) -> Response:
         request_id = getattr(g, "request_id", None) or new_request_id()
         response.headers[REQUEST_ID_HEADER] = request_id
+        if not level_of.isEnabledFor(logging.INFO):
+            return response
         started = getattr(g, "started", None)
         duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
         log.info(

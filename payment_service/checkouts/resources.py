@@ -8,7 +8,6 @@ from typing import Any
 from flask import Response, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy.exc import IntegrityError
 
 from payment_service.checkouts import services
 from payment_service.checkouts.models import Checkout
@@ -21,6 +20,7 @@ from payment_service.idempotency.services import (
     run_idempotent,
 )
 from payment_service.merchants.auth import current_merchant
+from payment_service.rawsql import Tx
 from shared_contracts.checkouts import (
     CheckoutListSchema,
     CheckoutSchema,
@@ -144,18 +144,15 @@ class TicketCheckouts(MethodView):
         now = utcnow()
         services.validate_request(merchant, data, current_app.extensions["payment_policy"], now)
 
-        def handler(session: Any) -> StoredResponse:
+        def handler(tx: Tx) -> StoredResponse:
             checkout = services.create_checkout(
-                session, merchant, data, request_id=g.request_id, now=now
+                tx, merchant, data, request_id=g.request_id, now=now
             )
             return _json(201, CHECKOUT_SCHEMA.dump(view(checkout)))
 
         db = current_app.extensions["payment_db"]
         request_fingerprint = fingerprint(request.method, request.path, request.get_json())
-        try:
-            stored, replayed = run_idempotent(db, merchant.id, key, request_fingerprint, handler)
-        except IntegrityError:  # another request won the reservation between check and insert
-            raise services.conflict_for(db, merchant.id, data["reservation_id"]) from None
+        stored, replayed = run_idempotent(db, merchant.id, key, request_fingerprint, handler)
         return _respond(stored, replayed)
 
     @blp.arguments(FindCheckoutsQuerySchema, location="query")

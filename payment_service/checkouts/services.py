@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+import structlog
+from sqlalchemy import Insert, bindparam, exists, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from payment_service.callbacks.outbox import record_event
@@ -22,6 +24,7 @@ from payment_service.errors import (
 )
 from payment_service.ids import new_id
 from payment_service.merchants.models import Merchant
+from payment_service.rawsql import Statement, Tx
 from payment_service.safeurls import CachedResolver, check_callback_url, check_url
 from payment_service.safeurls import UrlNotAllowed as UrlRefused
 from shared_contracts.checkouts import CheckoutStatus
@@ -30,6 +33,29 @@ from shared_contracts.events import EventType
 DEFAULT_TTL = timedelta(minutes=15)
 MIN_TTL = timedelta(seconds=60)
 MAX_TTL = timedelta(hours=24)
+
+_CHECKOUTS = Checkout.__table__
+# Attribute name -> column key where they differ (`metadata` is taken on declarative classes).
+_COLUMN_KEYS = {"metadata_": "metadata"}
+
+
+def _insert_checkout(dialect: str) -> Insert:
+    """INSERT an open checkout unless the reservation has a live one: checked in the same
+    statement (which SQLite's single writer makes atomic) and, for concurrent transactions on
+    PostgreSQL, by the partial unique index (ON CONFLICT DO NOTHING: the loser inserts nothing)."""
+    columns = list(_CHECKOUTS.columns)  # type: ignore[attr-defined]
+    values = {column.key: bindparam(column.key, type_=column.type) for column in columns}
+    live = select(literal_column("1")).where(
+        Checkout.merchant_id == values["merchant_id"],
+        Checkout.reservation_id == values["reservation_id"],
+        Checkout.status.in_([literal_column(f"'{status.value}'") for status in LIVE_STATUSES]),
+    )
+    rows = select(*values.values()).where(~exists(live))
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(_CHECKOUTS).from_select(list(values), rows).on_conflict_do_nothing()
+
+
+_INSERT_CHECKOUT = Statement(_insert_checkout)
 
 
 @dataclass(frozen=True)
@@ -87,7 +113,7 @@ def validate_request(
 
 
 def create_checkout(
-    session: Session,
+    tx: Tx,
     merchant: Merchant,
     data: dict[str, Any],
     *,
@@ -95,26 +121,13 @@ def create_checkout(
     now: datetime,
 ) -> Checkout:
     """Insert an open checkout in the caller's transaction (the idempotency record commits with
-    it). Raises CheckoutExists when the reservation already has an open or paid checkout. A
-    concurrent insert that wins the race makes the flush raise IntegrityError instead, which
-    `conflict_for` turns into CheckoutExists once this transaction has rolled back."""
-    # A narrow read (no ORM entity) on the hot path; the full row only for the rare expiry.
-    existing = session.execute(
-        select(Checkout.id, Checkout.status, Checkout.expires_at).where(
-            Checkout.merchant_id == merchant.id,
-            Checkout.reservation_id == data["reservation_id"],
-            Checkout.status.in_(LIVE_STATUSES),
-        )
-    ).first()
-    if existing is not None:
-        overdue = existing.status == CheckoutStatus.OPEN and existing.expires_at <= now
-        if not overdue:
-            raise _exists(existing.id)
-        locked = session.get(Checkout, existing.id, with_for_update=True, populate_existing=True)
-        if locked is None or locked.effective_status(now) != CheckoutStatus.EXPIRED:
-            raise _exists(existing.id)
-        expire_overdue(session, locked, request_id=request_id)
-        session.flush()  # the partial index must see it leave `open` before the new INSERT
+    it). Raises CheckoutExists when the reservation already has an open or paid checkout.
+
+    The usual case is one statement, an INSERT that checks for a live checkout itself (see
+    `_insert_checkout`). A concurrent insert of the same reservation makes it wait for that
+    transaction; when that one commits, nothing is inserted here and the 409 names the winner.
+    Only when nothing was inserted are models loaded: to expire an overdue checkout that still
+    holds the reservation, and insert once more."""
     values: dict[str, Any] = {
         "id": new_id("chk"),
         "merchant_id": merchant.id,
@@ -143,19 +156,42 @@ def create_checkout(
         "paid_at": None,
         "closed_at": None,
     }
-    # A Core INSERT: the ORM's unit of work costs more than the rest of the request's SQL. The
-    # returned object is transient (not in the session), complete, and only read by the caller.
-    # A lost race on uq_checkouts_live_reservation raises IntegrityError here.
-    session.execute(insert(Checkout), [values])
-    checkout = Checkout(**values)
-    return checkout
+    row = {_COLUMN_KEYS.get(name, name): value for name, value in values.items()}
+    if not tx.execute(_INSERT_CHECKOUT, row):
+        _free_reservation(tx.session, merchant.id, data["reservation_id"], now, request_id)
+        if not tx.execute(_INSERT_CHECKOUT, row):  # taken again meanwhile
+            winner = _live_checkout(tx.session, merchant.id, data["reservation_id"])
+            raise _exists(winner.id if winner else None)
+    # The request's log lines, its http.request line among them, name the checkout it made.
+    structlog.contextvars.bind_contextvars(
+        checkoutId=values["id"], reservationId=values["reservation_id"]
+    )
+    # Transient (not in any session), complete, and only read by the caller.
+    return Checkout(**values)
 
 
-def conflict_for(db: Database, merchant_id: str, reservation_id: str) -> CheckoutExists:
-    """Translate a lost insert race into the contract's 409, naming the checkout that won."""
-    with db.transaction() as session:
-        winner = _live_checkout(session, merchant_id, reservation_id)
-        return _exists(winner.id if winner else None)
+def _free_reservation(
+    session: Session, merchant_id: str, reservation_id: str, now: datetime, request_id: str | None
+) -> None:
+    """The reservation's live checkout blocked the insert: expire it if it is an open one past
+    its deadline (the sweep may not have run yet), else raise CheckoutExists naming it."""
+    existing = session.execute(
+        select(Checkout.id, Checkout.status, Checkout.expires_at).where(
+            Checkout.merchant_id == merchant_id,
+            Checkout.reservation_id == reservation_id,
+            Checkout.status.in_(LIVE_STATUSES),
+        )
+    ).first()
+    if existing is None:
+        return  # it left `open`/`paid` meanwhile: the insert is tried again
+    overdue = existing.status == CheckoutStatus.OPEN and existing.expires_at <= now
+    if not overdue:
+        raise _exists(existing.id)
+    locked = session.get(Checkout, existing.id, with_for_update=True, populate_existing=True)
+    if locked is None or locked.effective_status(now) != CheckoutStatus.EXPIRED:
+        raise _exists(existing.id)
+    expire_overdue(session, locked, request_id=request_id)
+    session.flush()  # the partial index must see it leave `open` before the new INSERT
 
 
 def _exists(checkout_id: str | None) -> CheckoutExists:

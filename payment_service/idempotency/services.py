@@ -18,20 +18,36 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import bindparam, delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
+from payment_service import rawsql
 from payment_service.db import Database, utcnow
 from payment_service.errors import IdempotencyKeyInUse, IdempotencyKeyMissing, IdempotencyKeyReused
 from payment_service.idempotency.models import COMPLETED, IdempotencyRecord
+from payment_service.rawsql import Statement, Tx
 
 RETENTION = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
 
 _TABLE = IdempotencyRecord.__table__
 _COLUMNS = _TABLE.c  # type: ignore[attr-defined]
-_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:lock_id)")
+# Every request runs these: compiled once, run on the DBAPI cursor (see rawsql).
+_TRY_LOCK = Statement(text("SELECT pg_try_advisory_xact_lock(:lock_id)"))
+_STORED = Statement(
+    select(
+        _COLUMNS.id, _COLUMNS.fingerprint, _COLUMNS.created_at, _COLUMNS.response_status,
+        _COLUMNS.response_headers, _COLUMNS.response_body,
+    ).where(_COLUMNS.merchant_id == bindparam("merchant_id"), _COLUMNS.key == bindparam("key"))
+)  # fmt: skip
+_DELETE = Statement(delete(_TABLE).where(_COLUMNS.id == bindparam("id")))
+_INSERT = Statement(
+    insert(_TABLE),
+    column_keys=[
+        "merchant_id", "key", "fingerprint", "state", "response_status", "response_headers",
+        "response_body", "created_at", "locked_at",
+    ],
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -64,7 +80,7 @@ def run_idempotent(
     merchant_id: str,
     key: str,
     request_fingerprint: str,
-    handler: Callable[[Session], StoredResponse],
+    handler: Callable[[Tx], StoredResponse],
     *,
     lock: bool = True,
 ) -> tuple[StoredResponse, bool]:
@@ -75,27 +91,28 @@ def run_idempotent(
     `lock=False` skips the PostgreSQL advisory lock. Only the race controls use it, to show
     that without the lock (and the unique index) concurrent requests do run twice."""
     try:
-        with db.transaction() as session:
-            if lock and db.is_postgresql and not _try_lock(session, merchant_id, key):
+        with rawsql.transaction(db) as tx:
+            if lock and tx.is_postgresql and not _try_lock(tx, merchant_id, key):
                 raise IdempotencyKeyInUse()
-            stored = _stored(session, merchant_id, key, request_fingerprint)
+            stored = _stored(tx, merchant_id, key, request_fingerprint)
             if stored is not None:
                 return stored, True
-            response = handler(session)
+            response = handler(tx)
             now = utcnow()
             try:
-                session.execute(
-                    insert(_TABLE).values(
-                        merchant_id=merchant_id,
-                        key=key,
-                        fingerprint=request_fingerprint,
-                        state=COMPLETED,
-                        response_status=response.status,
-                        response_headers=dict(response.headers),
-                        response_body=response.body,
-                        created_at=now,
-                        locked_at=now,
-                    )
+                tx.execute(
+                    _INSERT,
+                    {
+                        "merchant_id": merchant_id,
+                        "key": key,
+                        "fingerprint": request_fingerprint,
+                        "state": COMPLETED,
+                        "response_status": response.status,
+                        "response_headers": dict(response.headers),
+                        "response_body": response.body,
+                        "created_at": now,
+                        "locked_at": now,
+                    },
                 )
             except IntegrityError as exc:  # not the handler's: its conflicts reach the caller
                 raise _KeyTaken() from exc
@@ -103,44 +120,37 @@ def run_idempotent(
         pass  # the backstop: another request stored this key first; answer from its row
     else:
         return response, False
-    with db.transaction() as session:
-        stored = _stored(session, merchant_id, key, request_fingerprint)
+    with rawsql.transaction(db) as tx:
+        stored = _stored(tx, merchant_id, key, request_fingerprint)
     if stored is None:
         raise IdempotencyKeyInUse()
     return stored, True
 
 
-def _try_lock(session: Session, merchant_id: str, key: str) -> bool:
+def _try_lock(tx: Tx, merchant_id: str, key: str) -> bool:
     """Take the key's advisory lock until this transaction ends; False if another holds it."""
-    return bool(session.execute(_TRY_LOCK, {"lock_id": lock_id(merchant_id, key)}).scalar())
+    row = tx.first(_TRY_LOCK, {"lock_id": lock_id(merchant_id, key)})
+    return bool(row and row[0])
 
 
 class _KeyTaken(Exception):
     """The unique index refused our row: rolls the transaction back, then the row decides."""
 
 
-def _stored(
-    session: Session, merchant_id: str, key: str, request_fingerprint: str
-) -> StoredResponse | None:
+def _stored(tx: Tx, merchant_id: str, key: str, request_fingerprint: str) -> StoredResponse | None:
     """The answer to replay, None when the key is free; raises for a key that is not ours."""
-    row = session.execute(
-        select(
-            _COLUMNS.id, _COLUMNS.fingerprint, _COLUMNS.created_at, _COLUMNS.response_status,
-            _COLUMNS.response_headers, _COLUMNS.response_body,
-        ).where(_COLUMNS.merchant_id == merchant_id, _COLUMNS.key == key)
-    ).one_or_none()  # fmt: skip
+    row = tx.first(_STORED, {"merchant_id": merchant_id, "key": key})  # unique (merchant, key)
     if row is None:
         return None
-    if row.created_at < utcnow() - RETENTION:
+    record_id, stored_fingerprint, created_at, status, headers, body = row
+    if created_at < utcnow() - RETENTION:
         # Expired: the key is free again. We hold the key (advisory lock or SQLite's write
         # lock), so nobody else deletes or reuses it meanwhile.
-        session.execute(delete(_TABLE).where(_COLUMNS.id == row.id))
+        tx.execute(_DELETE, {"id": record_id})
         return None
-    if row.fingerprint != request_fingerprint:
+    if stored_fingerprint != request_fingerprint:
         raise IdempotencyKeyReused()
-    return StoredResponse(
-        row.response_status or 200, row.response_body or b"", row.response_headers or {}
-    )
+    return StoredResponse(status or 200, bytes(body or b""), headers or {})
 
 
 def purge_expired(db: Database, now: datetime | None = None) -> int:

@@ -1,11 +1,13 @@
 """Races with real threads on both databases, each beside a control that removes its guard."""
 
 import functools
+import time
 from collections import Counter
 
 from sqlalchemy import func, select
 
 from payment_service.checkouts import resources
+from payment_service.checkouts import services as checkout_services
 from payment_service.checkouts.models import Checkout
 from payment_service.idempotency.services import run_idempotent
 from tests.factories import checkout_payload
@@ -31,6 +33,21 @@ def post_all(app, merchant, *, same_key: bool):
         )
 
     return race(THREADS, work)
+
+
+def widen_the_window(monkeypatch, db):
+    """Controls on PostgreSQL: 50 ms between a request's checks and its commit, so that the
+    harness races however fast a request is. (SQLite's single writer runs one at a time.)"""
+    if not db.is_postgresql:
+        return
+    original = checkout_services.create_checkout
+
+    def slow_create(*args, **kwargs):
+        checkout = original(*args, **kwargs)
+        time.sleep(0.05)
+        return checkout
+
+    monkeypatch.setattr(checkout_services, "create_checkout", slow_create)
 
 
 def checkouts(db):
@@ -60,6 +77,7 @@ def test_control_without_the_key_guard_the_same_harness_runs_the_request_many_ti
     race answer checkout_exists). SQLite: its single writer (BEGIN IMMEDIATE) serialises the
     whole request, so even without the index only the first runs; that lock is SQLite's guard."""
     monkeypatch.setattr(resources, "run_idempotent", functools.partial(run_idempotent, lock=False))
+    widen_the_window(monkeypatch, db)
     with without_index(db, "idempotency_keys", "uq_idempotency_keys_merchant_key",
                        clear_first=["idempotency_keys", "checkouts"]):  # fmt: skip
         results = post_all(app, merchant, same_key=True)
@@ -89,10 +107,11 @@ def test_one_reservation_from_50_threads_with_different_keys_creates_one_checkou
         assert error["details"] == {"checkoutId": created[0]}
 
 
-def test_control_without_the_live_reservation_index(app, merchant, db):
+def test_control_without_the_live_reservation_index(app, merchant, db, monkeypatch):
     """PostgreSQL: without the partial unique index the check-then-insert races and several
     checkouts appear. SQLite: its single writer (BEGIN IMMEDIATE) serialises the check and the
     insert, so even without the index there is one; that lock is SQLite's guard."""
+    widen_the_window(monkeypatch, db)
     with without_index(
         db,
         "checkouts",
