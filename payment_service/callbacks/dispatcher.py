@@ -8,40 +8,41 @@ A worker that dies mid-attempt leaves a lease that runs out, and another worker 
 
 from __future__ import annotations
 
-import json
-import random
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-import structlog
-from sqlalchemy import CursorResult, Select, func, literal_column, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Integer, Select, bindparam, func, literal_column, or_, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from payment_service.callbacks.models import (
-    CallbackEvent,
-    Delivery,
-    DeliveryAttempt,
-    DeliveryStatus,
+from payment_service import rawsql
+from payment_service.callbacks.models import CallbackEvent, Delivery, DeliveryStatus
+from payment_service.callbacks.recording import (
+    REJECTED_CODES,
+    Attempted,
+    GroupRecorder,
+    classify,
+    record_result,
 )
 from payment_service.callbacks.sender import SEND_TIMEOUT, AttemptResult, Outgoing, send
-from payment_service.db import Database, utcnow
-from payment_service.merchants.models import Merchant
-from payment_service.payments.refunds import platform_rejection_reason, request_refund
-from shared_contracts.events import EventType, encode_body
+from payment_service.db import Database, UTCDateTime, utcnow
+from payment_service.merchants.models import SigningSecret
+from payment_service.rawsql import Statement
+from shared_contracts.events import encode_body
 
-__all__ = ["AttemptResult", "Claim", "attempt_delivery", "claim_due", "record_result", "send"]
-
-log = structlog.get_logger(__name__)
+__all__ = [
+    "REJECTED_CODES", "AttemptResult", "Claim", "attempt_delivery", "claim_due", "classify",
+    "record_result", "send",
+]  # fmt: skip
 
 # Longer than one attempt can take, so a live worker never loses its claim mid-attempt.
 LEASE_SECONDS = 60
 CLAIM_LIMIT = 32
-REJECTED_CODES = frozenset({409, 410, 422})  # CONTRACT §8: final, never retried
-JITTER = 0.10
 # A literal, not a bound parameter, so that SQLite can match the partial indexes' predicate.
 _PENDING: ColumnElement[str] = literal_column("'pending'")
 
@@ -90,6 +91,75 @@ def due_deliveries(now: datetime, limit: int) -> Select[int]:
     )
 
 
+def _claim_query(due_query: Callable[..., Select[Any]]) -> Statement:
+    """The claim's read of the due deliveries (``due_query``, whose FOR UPDATE SKIP LOCKED
+    sits in a subquery) with their events. On PostgreSQL the same statement also takes the
+    leases and reads the merchants' active secrets: one round trip. Built once per due query:
+    the control of the concurrency test swaps in one without its guard."""
+    found = _CLAIM_QUERIES.get(due_query)
+    if found is None:
+        found = _CLAIM_QUERIES[due_query] = Statement(partial(_build_claim_query, due_query))
+    return found
+
+
+def _build_claim_query(due_query: Callable[..., Select[Any]], dialect: str) -> Select[Any]:
+    due = due_query(bindparam("now", type_=UTCDateTime()), bindparam("limit", type_=Integer()))
+    due_ids = due.correlate(None).scalar_subquery()
+    event = (
+        CallbackEvent.id, CallbackEvent.merchant_id, CallbackEvent.checkout_id, CallbackEvent.type,
+        CallbackEvent.payload, CallbackEvent.callback_url, CallbackEvent.request_id,
+    )  # fmt: skip
+    if dialect != "postgresql":
+        return (
+            select(Delivery.id, Delivery.attempts, *event)
+            .join(CallbackEvent, CallbackEvent.seq == Delivery.seq)
+            .where(Delivery.id.in_(due_ids))
+            .order_by(Delivery.next_attempt_at, Delivery.seq)
+        )
+    claimed = (
+        update(Delivery)
+        .where(Delivery.id.in_(due_ids))
+        .values(lease_owner=bindparam("owner"), lease_expires_at=bindparam("until"))
+        .returning(Delivery.id, Delivery.attempts, Delivery.seq, Delivery.next_attempt_at)
+        .cte("claimed")
+    )
+    secrets = (
+        select(
+            func.array_agg(
+                aggregate_order_by(SigningSecret.secret, SigningSecret.created_at.desc())
+            )
+        )
+        .where(SigningSecret.merchant_id == CallbackEvent.merchant_id, _live_secret())
+        .scalar_subquery()
+    )
+    return (
+        select(claimed.c.id, claimed.c.attempts, *event, secrets)
+        .join_from(claimed, CallbackEvent, CallbackEvent.seq == claimed.c.seq)
+        .order_by(claimed.c.next_attempt_at, claimed.c.seq)
+    )
+
+
+def _live_secret() -> ColumnElement[bool]:
+    # Merchant.active_secrets in SQL: the secrets that still sign (newest first, by the caller).
+    return or_(
+        SigningSecret.expires_at.is_(None),
+        SigningSecret.expires_at > bindparam("now", type_=UTCDateTime()),
+    )
+
+
+_CLAIM_QUERIES: dict[Callable[..., Select[Any]], Statement] = {}
+_LEASE = Statement(
+    update(Delivery)
+    .where(Delivery.id == bindparam("delivery_id"))
+    .values(lease_owner=bindparam("owner"), lease_expires_at=bindparam("until"))
+)
+_ACTIVE_SECRETS = Statement(
+    select(SigningSecret.secret)
+    .where(SigningSecret.merchant_id == bindparam("merchant_id"), _live_secret())
+    .order_by(SigningSecret.created_at.desc())
+)
+
+
 def claim_due(
     db: Database,
     worker_id: str,
@@ -100,160 +170,37 @@ def claim_due(
 ) -> list[Claim]:
     """Lease up to ``limit`` due deliveries to ``worker_id`` in one short transaction."""
     now = now or utcnow()
-    with db.transaction() as session:
-        ids = list(session.scalars(due_deliveries(now, limit)))
-        if not ids:
-            return []
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(ids))
-            .values(lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_seconds))
-            .execution_options(synchronize_session=False)
+    lease = {"owner": worker_id, "until": now + timedelta(seconds=lease_seconds)}
+    with rawsql.transaction(db) as tx:
+        rows = tx.all(_claim_query(due_deliveries), {"now": now, "limit": limit, **lease})
+        if rows and not tx.is_postgresql:  # SQLite: the leases and secrets one by one
+            tx.execute_many(_LEASE, [{"delivery_id": row[0], **lease} for row in rows])
+            secrets = {
+                merchant_id: [s for (s,) in tx.all(_ACTIVE_SECRETS, {"merchant_id": merchant_id, "now": now})]
+                for merchant_id in {row[3] for row in rows}
+            }  # fmt: skip
+            rows = [(*row, secrets[row[3]]) for row in rows]
+    return [
+        Claim(
+            delivery_id=delivery_id,
+            worker_id=worker_id,
+            attempts=attempts,
+            checkout_id=checkout_id,
+            reservation_id=(payload.get("data") or {}).get("reservationId"),
+            event_type=event_type,
+            outgoing=Outgoing(
+                event_id=event_id,
+                callback_url=callback_url,
+                request_id=request_id,
+                body=encode_body(payload),
+                secrets=tuple(secrets or ()),
+            ),
         )
-        rows = session.execute(
-            select(Delivery.id, Delivery.attempts, CallbackEvent)
-            .join(CallbackEvent, CallbackEvent.seq == Delivery.seq)
-            .where(Delivery.id.in_(ids))
-            .order_by(Delivery.next_attempt_at, Delivery.seq)
-        ).all()
-        secrets = _active_secrets(session, {event.merchant_id for _, _, event in rows}, now)
-        return [
-            Claim(
-                delivery_id=delivery_id,
-                worker_id=worker_id,
-                attempts=attempts,
-                checkout_id=event.checkout_id,
-                reservation_id=(event.payload.get("data") or {}).get("reservationId"),
-                event_type=event.type,
-                outgoing=Outgoing(
-                    event_id=event.id,
-                    callback_url=event.callback_url,
-                    request_id=event.request_id,
-                    body=encode_body(event.payload),
-                    secrets=secrets[event.merchant_id],
-                ),
-            )
-            for delivery_id, attempts, event in rows
-        ]
-
-
-def _active_secrets(
-    session: Session, merchant_ids: set[str], now: datetime
-) -> dict[str, tuple[str, ...]]:
-    merchants = session.scalars(select(Merchant).where(Merchant.id.in_(merchant_ids)))
-    return {m.id: tuple(m.active_secrets(now)) for m in merchants}
-
-
-def classify(
-    status_code: int | None, attempts: int, schedule: Sequence[int], now: datetime
-) -> tuple[DeliveryStatus, datetime | None]:
-    """(new status, next attempt time) after ``attempts`` attempts, the last answered so.
-
-    ``schedule[n]`` is the delay before attempt n+1 (its first entry, normally 0, is the first
-    attempt): after n failed attempts the next waits ``schedule[n]`` ± 10 %; none left: dead.
-    """
-    if status_code is not None and 200 <= status_code < 300:
-        return DeliveryStatus.DELIVERED, None
-    if status_code in REJECTED_CODES:
-        return DeliveryStatus.REJECTED, None
-    if attempts >= len(schedule):
-        return DeliveryStatus.DEAD, None
-    delay = schedule[attempts] * random.uniform(1 - JITTER, 1 + JITTER)
-    return DeliveryStatus.PENDING, now + timedelta(seconds=delay)
-
-
-def record_result(
-    db: Database,
-    claim: Claim,
-    result: AttemptResult,
-    schedule: Sequence[int],
-    *,
-    now: datetime | None = None,
-) -> DeliveryStatus | None:
-    """Write the attempt and the delivery's new state, and release the lease; None (nothing
-    written) when this worker no longer holds the lease: the new holder's attempt counts."""
-    now = now or utcnow()
-    attempts = claim.attempts + 1
-    status, next_attempt_at = classify(result.status_code, attempts, schedule, now)
-    values: dict[str, Any] = {
-        "status": status,
-        "attempts": attempts,
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "last_status_code": result.status_code,
-        "last_error": result.error,
-    }
-    if next_attempt_at is not None:
-        values["next_attempt_at"] = next_attempt_at
-    if status == DeliveryStatus.DELIVERED:
-        values["delivered_at"] = now
-    with db.transaction() as session:
-        updated = session.execute(
-            update(Delivery)
-            .where(
-                Delivery.id == claim.delivery_id,
-                Delivery.lease_owner == claim.worker_id,
-                Delivery.attempts == claim.attempts,
-                Delivery.status == DeliveryStatus.PENDING,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        owned = isinstance(updated, CursorResult) and updated.rowcount == 1
-        if owned:
-            session.add(
-                DeliveryAttempt(
-                    delivery_id=claim.delivery_id,
-                    number=attempts,
-                    worker_id=claim.worker_id,
-                    started_at=result.started_at,
-                    duration_ms=result.duration_ms,
-                    status_code=result.status_code,
-                    error=result.error,
-                    response_excerpt=result.response_excerpt,
-                )
-            )
-            if status == DeliveryStatus.REJECTED:
-                _on_rejected(session, claim, result)
-    log.info(
-        "callback.attempt",
-        eventId=claim.event_id,
-        eventType=claim.event_type,
-        checkoutId=claim.checkout_id,
-        reservationId=claim.reservation_id,
-        deliveryId=claim.delivery_id,
-        attempt=attempts,
-        statusCode=result.status_code,
-        duration_ms=result.duration_ms,
-        error=result.error,
-        outcome=status.value if owned else "lease_lost",
-    )
-    return status if owned else None
-
-
-def _on_rejected(session: Session, claim: Claim, result: AttemptResult) -> None:
-    """The platform refused the event for good; runs in the transaction that records it.
-
-    A rejected ticket_payment.paid starts a refund of that payment (CONTRACT §8): the refund
-    request is written here, in this transaction, so it cannot be lost; the refund job then
-    calls the provider (with its own idempotency key and retries), moves the checkout to
-    `refunded` and records ticket_payment.refunded.
-    """
-    if claim.event_type != EventType.PAID:
-        return
-    reason = platform_rejection_reason(result.response_excerpt)
-    log.warning(
-        "callback.paid_rejected", eventId=claim.event_id, checkoutId=claim.checkout_id,
-        statusCode=result.status_code, reason=reason,
-    )  # fmt: skip
-    try:
-        payment_id = json.loads(claim.outgoing.body)["data"]["paymentId"]
-    except (ValueError, TypeError, KeyError):
-        payment_id = None
-    request_refund(
-        session, claim.checkout_id, reason, claim.outgoing.request_id,
-        payment_id=payment_id if isinstance(payment_id, str) else None,
-    )  # fmt: skip
+        for (
+            delivery_id, attempts, event_id, _merchant_id, checkout_id, event_type, payload,
+            callback_url, request_id, secrets,
+        ) in rows
+    ]  # fmt: skip
 
 
 def attempt_delivery(
@@ -265,7 +212,11 @@ def attempt_delivery(
     timeout: float = SEND_TIMEOUT,
     resolve: Callable[..., list[Any]] = socket.getaddrinfo,
     now: datetime | None = None,
+    recorder: GroupRecorder | None = None,
 ) -> DeliveryStatus | None:
-    """Send one claimed delivery and record what happened."""
+    """Send one claimed delivery and record what happened (with the attempts of other threads,
+    given their shared ``recorder``)."""
     result = send(claim.outgoing, allow_private=allow_private, timeout=timeout, resolve=resolve)
+    if recorder is not None and now is None:
+        return recorder.record(db, Attempted(claim, result, schedule))
     return record_result(db, claim, result, schedule, now=now)

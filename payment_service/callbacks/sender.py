@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -110,32 +112,84 @@ def _post_pinned(
     headers = {**headers, "Host": name if port == default_port else f"{name}:{port}"}
     last_error: Exception | None = None
     for address in addresses:  # the next checked address only if this one cannot be reached
-        pool = _pool(str(address), port, host if https else None, timeout)
+        pool = _POOLS.get(str(address), port, host if https else None)
         try:
             response = pool.urlopen(
                 "POST", target, body=outgoing.body, headers=headers, redirect=False,
                 retries=False, assert_same_host=False, preload_content=False,
+                timeout=urllib3.Timeout(total=timeout),
             )  # fmt: skip
             try:
                 raw = response.read(EXCERPT_BYTES, decode_content=False) or b""
             finally:
-                response.close()  # never read the rest: a platform may answer with a lot
+                # Read to its end, the answer has already handed its connection back for the
+                # next attempt; else never read the rest (a platform may answer with a lot):
+                # closing the answer closes its connection.
+                response.close()
             return response.status, raw[:EXCERPT_BYTES].decode("utf-8", errors="replace")
         except (NewConnectionError, ConnectTimeoutError) as exc:
             last_error = exc
-        finally:
-            pool.close()
     assert last_error is not None
     raise last_error
 
 
-def _pool(
-    address: str, port: int, tls_name: str | None, timeout: float
-) -> urllib3.HTTPConnectionPool:
-    limits = urllib3.Timeout(total=timeout)
+_PoolKey = tuple[str, int, str | None]  # (address, port, TLS server name)
+
+
+class _Pools:
+    """Keep-alive connections, per checked address (and port and TLS name), for every thread.
+
+    An attempt still resolves and checks the host, then takes a connection to one of the
+    checked addresses: a kept connection goes where a new one would, to an address that passed
+    the SSRF guard. Reusing it saves a TCP (and TLS) handshake per attempt on both sides.
+    Connections to an address unused for `KEEP_IDLE_SECONDS` are closed (`close_idle`), before
+    a platform's server would time them out itself."""
+
+    def __init__(self, max_addresses: int = 64) -> None:
+        self._pools: OrderedDict[_PoolKey, tuple[urllib3.HTTPConnectionPool, float]] = OrderedDict()
+        self._max_addresses = max_addresses
+        self._lock = threading.Lock()
+
+    def get(self, address: str, port: int, tls_name: str | None) -> urllib3.HTTPConnectionPool:
+        key = (address, port, tls_name)
+        evicted: list[urllib3.HTTPConnectionPool] = []
+        with self._lock:
+            found = self._pools.pop(key, None)
+            pool = found[0] if found else _new_pool(address, port, tls_name)
+            self._pools[key] = (pool, time.monotonic())  # now the most recently used
+            while len(self._pools) > self._max_addresses:
+                evicted.append(self._pools.popitem(last=False)[1][0])
+        for old in evicted:
+            old.close()  # its idle connections; one in use is closed when handed back
+        return pool
+
+    def close_idle(self, max_idle: float) -> None:
+        """Close the connections of every address unused for ``max_idle`` seconds."""
+        cutoff = time.monotonic() - max_idle
+        with self._lock:
+            stale = [key for key, (_, used) in self._pools.items() if used < cutoff]
+            closing = [self._pools.pop(key)[0] for key in stale]
+        for pool in closing:
+            pool.close()
+
+
+def _new_pool(address: str, port: int, tls_name: str | None) -> urllib3.HTTPConnectionPool:
+    # At most KEPT_PER_ADDRESS idle connections are kept; more concurrent attempts open more.
     if tls_name is None:
-        return urllib3.HTTPConnectionPool(address, port, timeout=limits, maxsize=1)
+        return urllib3.HTTPConnectionPool(address, port, maxsize=KEPT_PER_ADDRESS)
     return urllib3.HTTPSConnectionPool(
-        address, port, timeout=limits, maxsize=1, cert_reqs="CERT_REQUIRED",
+        address, port, maxsize=KEPT_PER_ADDRESS, cert_reqs="CERT_REQUIRED",
         ca_certs=DEFAULT_CA_BUNDLE_PATH, server_hostname=tls_name, assert_hostname=tls_name,
     )  # fmt: skip
+
+
+KEPT_PER_ADDRESS = 8  # the worker's default concurrency
+# Below the keep-alive timeouts of common servers (gunicorn's default is 2 s), so a kept
+# connection is rarely one the platform is closing at that moment.
+KEEP_IDLE_SECONDS = 1.5
+_POOLS = _Pools()
+
+
+def close_idle_connections(max_idle: float = KEEP_IDLE_SECONDS) -> None:
+    """Close kept connections unused for ``max_idle`` seconds (the worker calls this often)."""
+    _POOLS.close_idle(max_idle)

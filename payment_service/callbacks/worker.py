@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 
 from payment_service.callbacks.dispatcher import CLAIM_LIMIT, attempt_delivery, claim_due
 from payment_service.callbacks.outbox import WAKE_CHANNEL
+from payment_service.callbacks.recording import GroupRecorder
+from payment_service.callbacks.sender import close_idle_connections
 from payment_service.db import Database
 from payment_service.settings import Settings
 
@@ -35,10 +37,14 @@ class DeliveryPool:
 
     A worker claims no more deliveries than there are free slots, so a claimed delivery never
     waits in a queue while its lease runs, and a slow platform holds only the slots it uses.
+    A slot is busy until its attempt is recorded; the threads record through one shared
+    ``recorder`` (a group commit), so under load slots free up, and are claimed again, a few
+    at a time.
     """
 
     def __init__(self, size: int = DEFAULT_CONCURRENCY, on_done: Callable[[], None] | None = None):
         self.size = size
+        self.recorder = GroupRecorder()
         self._busy = 0
         self._changed = threading.Condition()
         self._on_done = on_done
@@ -70,8 +76,10 @@ class DeliveryPool:
             return self._changed.wait_for(lambda: self._busy == 0, timeout)
 
     def close(self) -> None:
-        """Let attempts in flight finish (each is bounded by its timeout), then stop."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Let every submitted attempt run and finish (each is bounded by its timeout), then
+        stop. Each one is a claimed delivery: recording its result is what releases its lease,
+        so none is cancelled (a cancelled one would stay leased until the lease ran out)."""
+        self._executor.shutdown(wait=True, cancel_futures=False)
 
 
 def deliver_due(
@@ -83,6 +91,7 @@ def deliver_due(
     resolve: Callable[..., list[Any]] = socket.getaddrinfo,
 ) -> int:
     """Claim as many due deliveries as the pool has free slots and start them; the count."""
+    close_idle_connections()
     free = pool.free_slots()
     if free <= 0:
         return 0
@@ -95,6 +104,7 @@ def deliver_due(
                 attempt_delivery, db, claim,
                 allow_private=settings.allow_private_callbacks,
                 schedule=settings.callback_retry_schedule, resolve=resolve,
+                recorder=pool.recorder,
             )
         )  # fmt: skip
     return len(claims)
