@@ -1,6 +1,7 @@
 """Benchmark POST /v1/ticket-checkouts under gunicorn against a bare Flask + psycopg baseline."""
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -11,6 +12,7 @@ from contextlib import ExitStack
 
 import baseline_app
 import common
+import cputime
 
 ORIGIN = "https://platform.example"
 GOAL_CONCURRENCY = 32
@@ -21,8 +23,10 @@ SERVICE_ENV = {
     "PAYMENT_LOG_LEVEL": "WARNING",
     "PAYMENT_ALLOW_PRIVATE_CALLBACKS": "1",
 }
-Target = tuple[str, dict[str, str]]  # (URL to POST to, extra headers)
+# (URL to POST to, extra headers, a meter of the server's and its database's CPU time)
+Target = tuple[str, dict[str, str], cputime.CpuMeter]
 Outcome = dict[int, common.LoadResult] | str  # results per concurrency, or the setup error
+CPU: dict[str, dict[int, dict[str, float]]] = {}  # --cpu: name -> level -> CPU ms per request
 
 
 BODY = (  # the issue's body; <i> is the request number
@@ -58,7 +62,8 @@ def setup_service(stack: ExitStack) -> Target:
         common.gunicorn_server("service", "payment_service.wsgi:app", env, ready_path="/readyz")
     )
     print(f"service: merchant created, gunicorn ready at {server.base_url} ({server.log_path})")
-    return f"{server.base_url}/v1/ticket-checkouts", {"Authorization": f"Bearer {api_key}"}
+    meter = cputime.CpuMeter({"gunicorn": cputime.worker_pids(server)}, {"postgres": url})
+    return f"{server.base_url}/v1/ticket-checkouts", {"Authorization": f"Bearer {api_key}"}, meter
 
 
 def setup_baseline(stack: ExitStack) -> Target:
@@ -70,17 +75,24 @@ def setup_baseline(stack: ExitStack) -> Target:
         common.gunicorn_server("baseline", "baseline_app:app", env, chdir=chdir)
     )
     print(f"baseline: gunicorn ready at {server.base_url} ({server.log_path})")
-    return f"{server.base_url}/insert", {}
+    meter = cputime.CpuMeter({"gunicorn": cputime.worker_pids(server)}, {"postgres": url})
+    return f"{server.base_url}/insert", {}, meter
 
 
 def measure(
-    name: str, setup: Callable[[ExitStack], Target], levels: Sequence[int], n: int, warmup: int
+    name: str,
+    setup: Callable[[ExitStack], Target],
+    levels: Sequence[int],
+    n: int,
+    warmup: int,
+    cpu: bool = False,
 ) -> Outcome:
-    """Per level: a warm-up, a checkpoint, then `n` measured requests. Cleans up on any exit."""
+    """Per level: a warm-up, a checkpoint, then `n` measured requests. Cleans up on any exit.
+    With `cpu`, also the CPU time per request of gunicorn, PostgreSQL and the load generator."""
     results: dict[int, common.LoadResult] = {}
     with ExitStack() as stack:
         try:
-            url, headers = setup(stack)
+            url, headers, meter = setup(stack)
         except Exception as exc:
             print(f"{name}: SETUP FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
             return f"{type(exc).__name__}: {exc}"
@@ -90,9 +102,16 @@ def measure(
             if warm.errors:
                 print(f"{name} c={c} warm-up: {dict(warm.errors)} unexpected answers")
             common.checkpoint()
-            res = results[c] = common.run_load(url, specs(first + warmup, n, headers), c)
+            load = functools.partial(common.run_load, url, specs(first + warmup, n, headers), c)
+            res = results[c] = meter.run(load) if cpu else load()
             line = f"{name} c={c}: {res.throughput:.0f} req/s, p99 {res.percentile(99):.1f} ms"
             print(line + (f" -- ERRORS: {res.describe_errors()}" if res.errors else ""))
+            if cpu:
+                shares = CPU.setdefault(name, {})[c] = meter.per_request_ms(n)
+                print(
+                    f"{name} c={c}: CPU ms per request: "
+                    + ", ".join(f"{k} {v}" for k, v in shares.items())
+                )
     return results
 
 
@@ -161,6 +180,11 @@ def main() -> int:
         help="comma-separated levels (default 8,32)",
     )
     parser.add_argument("--warmup", type=int, default=100, help="warm-up requests per run")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="also print CPU ms per request of gunicorn, PostgreSQL and the load generator",
+    )
     args = parser.parse_args()
     levels: list[int] = args.concurrency
     if args.requests < 1 or args.warmup < 0 or min(levels) < 1:
@@ -168,8 +192,8 @@ def main() -> int:
     common.interrupt_on_sigterm()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:  # the baseline first: it is the reference, and it must not inherit the service's I/O
-        baseline = measure("baseline", setup_baseline, levels, args.requests, args.warmup)
-        service = measure("service", setup_service, levels, args.requests, args.warmup)
+        baseline = measure("baseline", setup_baseline, levels, args.requests, args.warmup, args.cpu)
+        service = measure("service", setup_service, levels, args.requests, args.warmup, args.cpu)
     except KeyboardInterrupt:
         print("\ninterrupted; servers stopped and databases dropped", file=sys.stderr)
         return 130
@@ -183,6 +207,8 @@ def main() -> int:
         "gunicorn": " ".join(common.GUNICORN_SETTINGS),
         "host": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
+    if CPU:
+        data["cpu_ms_per_request"] = CPU
     common.write_json(RESULTS_PATH, {**meta, **data})
     print(f"results: {RESULTS_PATH.relative_to(common.ROOT)}")
     return 0 if passed else 1

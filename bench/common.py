@@ -89,15 +89,26 @@ class Server:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-@contextlib.contextmanager
-def gunicorn_server(
-    name: str, app: str, env: Mapping[str, str], ready_path: str = "/healthz", chdir: str = "."
-) -> Iterator[Server]:
-    """Run `gunicorn GUNICORN_SETTINGS app` in its own session, yield it once `ready_path`
-    answers 200, and stop it afterwards whatever happened (Ctrl-C reaches only us)."""
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def gunicorn_server(
+    name: str,
+    app: str,
+    env: Mapping[str, str],
+    ready_path: str = "/healthz",
+    chdir: str = ".",
+    port: int | None = None,
+) -> Iterator[Server]:
+    """Run `gunicorn GUNICORN_SETTINGS app` in its own session, yield it once `ready_path`
+    answers 200, and stop it afterwards whatever happened (Ctrl-C reaches only us).
+    `port`: where to listen (when another process must know the URL first); default a free one."""
+    port = free_port() if port is None else port
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     log_path = RESULTS_DIR / f"{name}.gunicorn.log"
     args = [VENV_BIN / "gunicorn", *GUNICORN_SETTINGS, "-b", f"127.0.0.1:{port}", "--chdir", chdir]
@@ -181,14 +192,25 @@ class LoadResult:
 
 
 def run_load(
-    url: str, specs: Sequence[RequestSpec], concurrency: int, expected: int = 201, method="POST"
+    url: str,
+    specs: Sequence[RequestSpec],
+    concurrency: int,
+    expected: int = 201,
+    method="POST",
+    allow_redirects: bool = True,
 ) -> LoadResult:
-    """Send every spec with `concurrency` requests in flight, timing each with perf_counter."""
-    return asyncio.run(_load(url, specs, concurrency, expected, method))
+    """Send every spec with `concurrency` requests in flight, timing each with perf_counter.
+    With `allow_redirects=False` a 3xx is the answer (its Location is not followed)."""
+    return asyncio.run(_load(url, specs, concurrency, expected, method, allow_redirects))
 
 
 async def _load(
-    url: str, specs: Sequence[RequestSpec], concurrency: int, expected: int, method: str
+    url: str,
+    specs: Sequence[RequestSpec],
+    concurrency: int,
+    expected: int,
+    method: str,
+    allow_redirects: bool = True,
 ) -> LoadResult:
     result = LoadResult(concurrency)
     pending = iter(specs)  # shared by all workers: asyncio runs one of them at a time
@@ -200,7 +222,9 @@ async def _load(
             for headers, body in pending:
                 start = time.perf_counter()
                 try:
-                    async with session.request(method, url, data=body, headers=headers) as resp:
+                    async with session.request(
+                        method, url, data=body, headers=headers, allow_redirects=allow_redirects
+                    ) as resp:
                         status, payload = str(resp.status), await resp.read()
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     status, payload = type(exc).__name__, str(exc).encode()
