@@ -10,9 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Request,
+    ViewportSize,
+    sync_playwright,
+)
 
 CHROMIUM = Path(os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -27,6 +36,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+PHONE: ViewportSize = {"width": 390, "height": 844}
+TIMEOUT_MS = 30_000  # a shared 2-core machine can be slow; every wait is still bounded
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +72,38 @@ def artifacts_dir(database_url: str) -> Path:
     path = ARTIFACTS / backend
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[Page]:
+    """A page in a phone-sized, touch-enabled browser context."""
+    context = browser.new_context(
+        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="en-US"
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        page.close()
+        context.close()
+
+
+def watch(page: Page) -> list[str]:
+    """What the pages do in the browser that they must not: script errors, console errors and
+    requests that would leave this machine; the returned list fills as the page runs."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+
+    def console_error(message: ConsoleMessage) -> None:
+        # Chromium asks every site for /favicon.ico on its own; the pages do not link one.
+        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+            problems.append(f"console error: {message.text} ({message.location.get('url')})")
+
+    def not_local(request: Request) -> None:
+        if urlsplit(request.url).hostname not in ("127.0.0.1", "localhost"):
+            problems.append(f"request leaves the machine: {request.url}")
+
+    page.on("console", console_error)
+    page.on("request", not_local)
+    return problems

@@ -19,18 +19,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, ViewportSize, expect
+from playwright.sync_api import Page, expect
 
 from shared_contracts.signing import verify_redirect
+from tests.browser.conftest import watch
 from tests.e2e.processes import BIN, Server, free_port, run_cli, service_env
 
 pytestmark = pytest.mark.e2e
 
-PHONE: ViewportSize = {"width": 390, "height": 844}
 ORDER_NAME = "Seoul Marathon 2027 - Full course"
 AMOUNT = 30000
 AMOUNT_TEXT = "₩30,000"
-TIMEOUT_MS = 15_000
 
 
 @dataclass
@@ -137,20 +136,6 @@ def stack(
         server.stop()
 
 
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="en-US"
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        page.close()
-        context.close()
-
-
 def test_buyer_pays_in_chromium_and_returns_to_the_platform(
     stack: tuple[Server, dict[str, str]], platform: Platform, phone: Page, artifacts_dir: Path
 ) -> None:
@@ -173,21 +158,7 @@ def test_buyer_pays_in_chromium_and_returns_to_the_platform(
     checkout_id = checkout["checkoutId"]
 
     # What the pages do in the browser: no script errors, nothing fetched from outside this machine.
-    problems: list[str] = []
-    phone.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-
-    def console_error(message: ConsoleMessage) -> None:
-        # Chromium asks every site for /favicon.ico on its own; the pages do not link one.
-        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
-            problems.append(f"console error: {message.text} ({message.location.get('url')})")
-
-    phone.on("console", console_error)
-
-    def not_local(request: Request) -> None:
-        if urlsplit(request.url).hostname not in ("127.0.0.1", "localhost"):
-            problems.append(f"request leaves the machine: {request.url}")
-
-    phone.on("request", not_local)
+    problems = watch(phone)
 
     # 1. The checkout page: what is bought, for how much, and one button to pay.
     phone.goto(checkout["checkoutUrl"])

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, ViewportSize, expect
 from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import watch
 from tests.e2e.platform_stack import KRW_TIER, SEED_EVENT, PlatformStack, running_platform
 
 pytestmark = pytest.mark.e2e
 
-PHONE: ViewportSize = {"width": 390, "height": 844}
-TIMEOUT_MS = 30_000  # a shared 2-core machine can be slow; every wait is still bounded
 CONFIRM_TIMEOUT_MS = 30_000  # the callback's round trip plus a 2 s reload or two
 
 
@@ -29,38 +27,6 @@ CONFIRM_TIMEOUT_MS = 30_000  # the callback's round trip plus a 2 s reload or tw
 def platform(database_url: str, tmp_path: Path) -> Iterator[PlatformStack]:
     with running_platform(database_url, tmp_path) as running:
         yield running
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="en-US"
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        page.close()
-        context.close()
-
-
-def watch(page: Page) -> list[str]:
-    """Script errors, console errors and requests that would leave this machine."""
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-
-    def console_error(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
-            problems.append(f"console error: {message.text} ({message.location.get('url')})")
-
-    def not_local(request: Request) -> None:
-        if urlsplit(request.url).hostname not in ("127.0.0.1", "localhost"):
-            problems.append(f"request leaves the machine: {request.url}")
-
-    page.on("console", console_error)
-    page.on("request", not_local)
-    return problems
 
 
 def test_buyer_registers_for_a_paid_tier_in_chromium(
