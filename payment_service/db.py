@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -86,9 +88,8 @@ def _create_engine(url: str, *, pool_size: int) -> Engine:
         )
         _make_sqlite_transactional(engine)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
-        pool_pre_ping=True,  # a connection killed by the server is replaced, not handed out
         pool_size=pool_size,
         max_overflow=pool_size * 2,
         connect_args={
@@ -97,6 +98,25 @@ def _create_engine(url: str, *, pool_size: int) -> Engine:
             f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c timezone=UTC",
         },
     )
+    event.listen(engine, "checkout", refuse_dead_connection)
+    return engine
+
+
+def refuse_dead_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout: a connection the server has closed is replaced, not handed out.
+
+    What SQLAlchemy's pool_pre_ping does, without its round trip (a `SELECT 1` per checkout
+    was a fifth of a checkout creation's CPU). An idle connection of ours has nothing to read:
+    we never LISTEN, and the server speaks first only to say goodbye (`pg_terminate_backend`,
+    a shutdown: an error message and EOF). So a readable socket, or one psycopg already knows is
+    broken, means a dead connection; raising DisconnectionError makes the pool discard it and
+    check out another (see SQLAlchemy's "Disconnect Handling - Pessimistic"). A connection that
+    dies after this check fails its statement as it would after a pre-ping."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("connection closed")
+    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    if readable:
+        raise DisconnectionError("the server closed the connection (unread data or EOF)")
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:

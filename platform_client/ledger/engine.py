@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 #: How long a statement may wait for a lock before it fails instead of queueing forever.
 LOCK_TIMEOUT_MS = 5000
@@ -31,14 +33,30 @@ def ledger_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> Engine:
         f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
         " -c timezone=UTC"
     )
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("max_overflow", pool_size * 2)
-    return create_engine(
+    engine = create_engine(
         parsed,
         pool_size=pool_size,
         connect_args={"connect_timeout": 5, "options": options},
         **kwargs,
     )
+    if not kwargs.get("pool_pre_ping"):
+        event.listen(engine, "checkout", _refuse_dead_connection)
+    return engine
+
+
+def _refuse_dead_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout: replace a connection the server has closed instead of handing it out.
+
+    SQLAlchemy's pool_pre_ping without its round trip: an idle connection that never LISTENs
+    has nothing to read unless the server has said goodbye (``pg_terminate_backend``, a
+    restart: an error message and EOF), so a readable socket means a dead connection, and
+    DisconnectionError makes the pool discard it and check out another."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("connection closed")
+    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    if readable:
+        raise DisconnectionError("the server closed the connection (unread data or EOF)")
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,59 @@
+"""ledger_engine's pool never hands out a connection the server has closed (PostgreSQL only:
+SQLite has no server to close one), without pool_pre_ping's round trip per checkout."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
+
+from platform_client.ledger import ledger_engine
+from platform_client.ledger.engine import _refuse_dead_connection
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+def _cut_every_pooled_connection(engine, url: str) -> set[int]:  # type: ignore[no-untyped-def]
+    connections = [engine.connect() for _ in range(3)]
+    pids = {c.execute(text("SELECT pg_backend_pid()")).scalar_one() for c in connections}
+    for connection in connections:
+        connection.close()
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as admin:
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+    return pids
+
+
+def test_terminated_connections_are_replaced_at_checkout(ledger_database_url):
+    engine = ledger_engine(ledger_database_url, pool_size=3)
+    try:
+        pids = _cut_every_pooled_connection(engine, ledger_database_url)
+        for _ in range(3):
+            with engine.begin() as connection:
+                pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            assert pid not in pids
+    finally:
+        engine.dispose()
+
+
+def test_control_without_the_check_a_dead_connection_is_handed_out(ledger_database_url):
+    engine = ledger_engine(ledger_database_url, pool_size=3)
+    event.remove(engine, "checkout", _refuse_dead_connection)
+    try:
+        _cut_every_pooled_connection(engine, ledger_database_url)
+        with pytest.raises(OperationalError), engine.begin() as connection:
+            connection.execute(text("SELECT 1"))
+    finally:
+        engine.dispose()
+
+
+def test_pool_pre_ping_when_asked_for_replaces_the_check(ledger_database_url):
+    engine = ledger_engine(ledger_database_url, pool_size=3, pool_pre_ping=True)
+    try:
+        assert not event.contains(engine, "checkout", _refuse_dead_connection)
+        pids = _cut_every_pooled_connection(engine, ledger_database_url)
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() not in pids
+    finally:
+        engine.dispose()
