@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask
+from flask.sessions import SessionInterface, SessionMixin
 
 from payment_service.settings import Settings
 
 if TYPE_CHECKING:
     from payment_service.providers.registry import ProviderRegistry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _NoSessions(SessionInterface):
+    """This service keeps no browser sessions (the checkout page carries a signed token):
+    Flask's cookie session would build a signing serializer on every request for nothing."""
+
+    def open_session(self, app: Flask, request: Any) -> None:
+        return None  # Flask then uses a NullSession, and never saves it
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Any) -> None:
+        return None
+
+
+class PaymentFlask(Flask):
+    session_interface = _NoSessions()
+
+    def ensure_sync(self, func: F) -> F:  # type: ignore[override]
+        """No view or hook of ours is a coroutine: skip Flask's check of each hook and view,
+        done on every request (twenty inspections per API call)."""
+        return func
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -23,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from payment_service.providers import resources as provider_resources
 
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = PaymentFlask(__name__)
     app.config["SECRET_KEY"] = settings.secret_key
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["payment_settings"] = settings

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Flask, request
-from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
 from payment_service.errors import MalformedJson, NotFound, ValidationFailed
 from payment_service.settings import MAX_BODY_BYTES
@@ -27,10 +25,9 @@ def check_body() -> None:
         return
     if request.mimetype != "application/json":
         raise UnsupportedMediaType()
-    raw = request.get_data(cache=True)  # bounded by MAX_CONTENT_LENGTH for chunked bodies
-    try:
-        json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    try:  # parsed once: request.get_json() answers from this cache from now on
+        request.get_json(cache=True)  # bounded by MAX_CONTENT_LENGTH for chunked bodies
+    except BadRequest:  # not UTF-8, or not JSON
         raise MalformedJson() from None
 
 
@@ -56,6 +53,13 @@ def _unstorable(value: object) -> bool:
     return False
 
 
+def _may_hold_unstorable(raw: bytes) -> bool:
+    """False when a JSON document cannot decode to NUL or a lone surrogate: JSON strings can
+    only spell them as a \\u escape, or (json.loads decodes bytes with surrogatepass) as
+    UTF-8-encoded surrogates, which start with byte 0xED; a raw NUL is not JSON at all."""
+    return b"\\u" in raw or b"\xed" in raw or b"\x00" in raw
+
+
 def refuse_unstorable_text() -> None:
     """Such text is valid JSON (and NUL a valid URL), but a query or an insert with it fails:
     refuse it in /v1 paths, queries and bodies before any view runs, with the same answer on
@@ -65,7 +69,11 @@ def refuse_unstorable_text() -> None:
     if _unstorable(request.path):
         raise NotFound()
     named: list[tuple[str, object]] = list(request.args.items(multi=True))
-    if request.is_json and not request.path.startswith("/v1/providers/"):
+    if (
+        request.is_json
+        and not request.path.startswith("/v1/providers/")
+        and _may_hold_unstorable(request.get_data(cache=True))
+    ):
         body = request.get_json(silent=True)
         named += list(body.items()) if isinstance(body, dict) else [("_schema", body)]
     fields = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from itsdangerous import BadData, URLSafeSerializer
 
@@ -14,10 +15,14 @@ _SALT = "checkout-page"
 STATUS_PAGE_GRACE = timedelta(hours=1)
 
 
+@lru_cache(maxsize=8)
+def _serializer(secret_key: str) -> URLSafeSerializer:
+    """One per secret key (a serializer is immutable; building one derives its signing key)."""
+    return URLSafeSerializer(secret_key, salt=_SALT)
+
+
 def make_token(secret_key: str, checkout_id: str, expires_at: datetime) -> str:
-    return URLSafeSerializer(secret_key, salt=_SALT).dumps(
-        [checkout_id, int(expires_at.timestamp())]
-    )
+    return _serializer(secret_key).dumps([checkout_id, int(expires_at.timestamp())])
 
 
 def token_is_valid(
@@ -25,7 +30,7 @@ def token_is_valid(
 ) -> bool:
     """True for a token made for this checkout that has not outlived it; never raises."""
     try:
-        signed_id, expires = URLSafeSerializer(secret_key, salt=_SALT).loads(token)
+        signed_id, expires = _serializer(secret_key).loads(token)
     except (BadData, ValueError, TypeError):
         return False
     if signed_id != checkout_id or not isinstance(expires, int):

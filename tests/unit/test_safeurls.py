@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import socket
+import unicodedata
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
@@ -272,6 +273,22 @@ def test_check_url_explains_why(url: str, reason: str) -> None:
     with pytest.raises(UrlNotAllowed) as info:
         check_url(url, allowed_origins=ALLOWED, allow_http=False)
     assert reason in str(info.value)
+
+
+@pytest.mark.parametrize("code", range(128))
+def test_every_ascii_character_is_judged_as_the_unicode_rule_judges_it(code: int) -> None:
+    """ASCII URLs take a one-regex fast path; the per-character rule (whitespace, control and
+    format characters, backslash, quotes, angle brackets, backtick) decides the rest."""
+    char = chr(code)
+    refused_by_rule = (
+        char in '\\"<>`' or char.isspace() or unicodedata.category(char) in {"Cc", "Cf", "Zs"}
+    )
+    url = f"https://ok.example/a{char}b"
+    if refused_by_rule:
+        with pytest.raises(UrlNotAllowed, match="whitespace, control characters"):
+            check_url(url, allowed_origins=ALLOWED, allow_http=False)
+    else:
+        assert check_url(url, allowed_origins=ALLOWED, allow_http=False) == url
 
 
 def test_check_url_refuses_overlong_url() -> None:
