@@ -5,7 +5,7 @@ context, result metadata), and the ORM Session more; on the two hot paths (creat
 claiming and recording callback deliveries) that was most of the request. There, a `Statement`
 is compiled by SQLAlchemy once per dialect and run straight on the connection's DBAPI cursor
 with SQLAlchemy's own bind and result processors: the SQL, the stored formats and the pooled,
-pre-pinged connection are SQLAlchemy's; only the per-execution machinery is skipped. A `Tx`
+checked connection are SQLAlchemy's; only the per-execution machinery is skipped. A `Tx`
 also offers an ORM Session on the same transaction, for the rare paths that need models.
 """
 
@@ -182,3 +182,21 @@ def transaction(db: Database) -> Iterator[Tx]:
             tx._finish()
         finally:
             tx._close()
+
+
+@contextmanager
+def single_statements(db: Database) -> Iterator[Tx]:
+    """A Tx outside any transaction block (autocommit): each statement is its own transaction.
+
+    For a unit of work that is one statement (PostgreSQL can insert into several tables in
+    one, with data-modifying WITH clauses), this saves BEGIN and COMMIT: two round trips."""
+    with db.engine.connect() as connection:
+        dbapi_connection: Any = connection.connection.dbapi_connection
+        dbapi_connection.autocommit = True
+        tx = Tx(connection)
+        try:
+            yield tx
+        finally:
+            tx._close()
+            if not dbapi_connection.closed:
+                dbapi_connection.autocommit = False

@@ -143,15 +143,22 @@ class TicketCheckouts(MethodView):
         merchant = current_merchant()
         now = utcnow()
         services.validate_request(merchant, data, current_app.extensions["payment_policy"], now)
-
-        def handler(tx: Tx) -> StoredResponse:
-            checkout = services.create_checkout(
-                tx, merchant, data, request_id=g.request_id, now=now
-            )
-            return _json(201, CHECKOUT_SCHEMA.dump(view(checkout)))
-
         db = current_app.extensions["payment_db"]
         request_fingerprint = fingerprint(request.method, request.path, request.get_json())
+
+        def respond_created(checkout: Checkout) -> StoredResponse:
+            return _json(201, CHECKOUT_SCHEMA.dump(view(checkout)))
+
+        if db.is_postgresql:  # the usual create: one statement (see services.create_at_once)
+            checkout = services.new_checkout(merchant, data, request_id=g.request_id, now=now)
+            created = respond_created(checkout)
+            if services.create_at_once(db, checkout, key, request_fingerprint, created):
+                return _respond(created)
+
+        def handler(tx: Tx) -> StoredResponse:
+            checkout = services.new_checkout(merchant, data, request_id=g.request_id, now=now)
+            return respond_created(services.create_checkout(tx, checkout))
+
         stored, replayed = run_idempotent(db, merchant.id, key, request_fingerprint, handler)
         return _respond(stored, replayed)
 

@@ -8,20 +8,34 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Insert, bindparam, exists, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    Insert,
+    TextClause,
+    bindparam,
+    exists,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from payment_service import rawsql
 from payment_service.callbacks.outbox import record_event
 from payment_service.checkouts.models import LIVE_STATUSES, Checkout
 from payment_service.db import Database, utcnow
 from payment_service.errors import (
     CheckoutExists,
+    IdempotencyKeyInUse,
     InvalidState,
     NotFound,
     UrlNotAllowed,
     ValidationFailed,
 )
+from payment_service.idempotency.models import COMPLETED, IdempotencyRecord
+from payment_service.idempotency.services import StoredResponse, lock_id
 from payment_service.ids import new_id
 from payment_service.merchants.models import Merchant
 from payment_service.rawsql import Statement, Tx
@@ -35,8 +49,14 @@ MIN_TTL = timedelta(seconds=60)
 MAX_TTL = timedelta(hours=24)
 
 _CHECKOUTS = Checkout.__table__
+_RECORDS = IdempotencyRecord.__table__
+_RECORD_COLUMNS = (
+    "merchant_id", "key", "fingerprint", "state", "response_status", "response_headers",
+    "response_body", "created_at", "locked_at",
+)  # fmt: skip
 # Attribute name -> column key where they differ (`metadata` is taken on declarative classes).
 _COLUMN_KEYS = {"metadata_": "metadata"}
+_ATTRIBUTES = tuple(Checkout.__mapper__.column_attrs.keys())
 
 
 def _insert_checkout(dialect: str) -> Insert:
@@ -112,62 +132,169 @@ def validate_request(
         raise UrlNotAllowed("A URL is not on this merchant's allowlist.", details=refused)
 
 
-def create_checkout(
-    tx: Tx,
-    merchant: Merchant,
-    data: dict[str, Any],
-    *,
-    request_id: str | None,
-    now: datetime,
+def new_checkout(
+    merchant: Merchant, data: dict[str, Any], *, request_id: str | None, now: datetime
 ) -> Checkout:
-    """Insert an open checkout in the caller's transaction (the idempotency record commits with
-    it). Raises CheckoutExists when the reservation already has an open or paid checkout.
+    """The open checkout a create request describes, with a new id; transient (in no
+    session), complete, and only read by the caller and `create_checkout`."""
+    return Checkout(
+        id=new_id("chk"),
+        merchant_id=merchant.id,
+        reservation_id=data["reservation_id"],
+        event_id=data["event_id"],
+        tier_id=data["tier_id"],
+        order_name=data["order_name"],
+        amount=data["amount"],
+        currency=data["currency"],
+        customer=_customer(data.get("customer")),
+        success_url=data["success_url"],
+        cancel_url=data["cancel_url"],
+        callback_url=data["callback_url"],
+        provider=data.get("provider") or merchant.default_provider,
+        payment_method_family=_enum_value(data.get("payment_method_family")),
+        status=CheckoutStatus.OPEN,
+        attempts=0,
+        late=False,
+        metadata_=data.get("metadata") or {},
+        request_id=request_id,
+        provider_session_id=None,
+        provider_session_url=None,
+        expires_at=(data.get("expires_at") or now + DEFAULT_TTL).replace(microsecond=0),
+        created_at=now,
+        updated_at=now,
+        paid_at=None,
+        closed_at=None,
+    )
+
+
+def _row(checkout: Checkout) -> dict[str, Any]:
+    """Every column of the checkout, by column key (`metadata`, not `metadata_`)."""
+    return {
+        _COLUMN_KEYS.get(attribute, attribute): getattr(checkout, attribute)
+        for attribute in _ATTRIBUTES
+    }
+
+
+def create_checkout(tx: Tx, checkout: Checkout) -> Checkout:
+    """Insert a new open checkout in the caller's transaction (the idempotency record commits
+    with it). Raises CheckoutExists when the reservation already has an open or paid checkout.
 
     The usual case is one statement, an INSERT that checks for a live checkout itself (see
     `_insert_checkout`). A concurrent insert of the same reservation makes it wait for that
     transaction; when that one commits, nothing is inserted here and the 409 names the winner.
     Only when nothing was inserted are models loaded: to expire an overdue checkout that still
     holds the reservation, and insert once more."""
-    values: dict[str, Any] = {
-        "id": new_id("chk"),
-        "merchant_id": merchant.id,
-        "reservation_id": data["reservation_id"],
-        "event_id": data["event_id"],
-        "tier_id": data["tier_id"],
-        "order_name": data["order_name"],
-        "amount": data["amount"],
-        "currency": data["currency"],
-        "customer": _customer(data.get("customer")),
-        "success_url": data["success_url"],
-        "cancel_url": data["cancel_url"],
-        "callback_url": data["callback_url"],
-        "provider": data.get("provider") or merchant.default_provider,
-        "payment_method_family": _enum_value(data.get("payment_method_family")),
-        "status": CheckoutStatus.OPEN,
-        "attempts": 0,
-        "late": False,
-        "metadata_": data.get("metadata") or {},
-        "request_id": request_id,
-        "provider_session_id": None,
-        "provider_session_url": None,
-        "expires_at": (data.get("expires_at") or now + DEFAULT_TTL).replace(microsecond=0),
-        "created_at": now,
-        "updated_at": now,
-        "paid_at": None,
-        "closed_at": None,
-    }
-    row = {_COLUMN_KEYS.get(name, name): value for name, value in values.items()}
+    row = _row(checkout)
     if not tx.execute(_INSERT_CHECKOUT, row):
-        _free_reservation(tx.session, merchant.id, data["reservation_id"], now, request_id)
+        _free_reservation(
+            tx.session, checkout.merchant_id, checkout.reservation_id, checkout.created_at,
+            checkout.request_id,
+        )  # fmt: skip
         if not tx.execute(_INSERT_CHECKOUT, row):  # taken again meanwhile
-            winner = _live_checkout(tx.session, merchant.id, data["reservation_id"])
+            winner = _live_checkout(tx.session, checkout.merchant_id, checkout.reservation_id)
             raise _exists(winner.id if winner else None)
-    # The request's log lines, its http.request line among them, name the checkout it made.
+    _name_in_logs(checkout)
+    return checkout
+
+
+def _name_in_logs(checkout: Checkout) -> None:
+    """The request's log lines, its http.request line among them, name the checkout it made."""
     structlog.contextvars.bind_contextvars(
-        checkoutId=values["id"], reservationId=values["reservation_id"]
+        checkoutId=checkout.id, reservationId=checkout.reservation_id
     )
-    # Transient (not in any session), complete, and only read by the caller.
-    return Checkout(**values)
+
+
+def _create_at_once(lock: bool) -> TextClause:
+    """One PostgreSQL statement for the whole usual create: take the key (advisory lock,
+    without waiting), insert the checkout unless the key has a stored answer or the
+    reservation a live checkout, and insert the key's answer only if the checkout went in.
+
+    Run outside a transaction block it is its own transaction: both rows or neither. A
+    concurrent insert of the same reservation makes the checkout insert do nothing (the
+    partial unique index, ON CONFLICT DO NOTHING), so no answer is stored either; a concurrent
+    answer under the same key makes the answer's insert fail on its unique index, which undoes
+    the checkout too. `lock=False` is for the race controls only."""
+    checkout_columns = list(_CHECKOUTS.columns)  # type: ignore[attr-defined]
+    record_columns = [_RECORDS.c[name] for name in _RECORD_COLUMNS]  # type: ignore[attr-defined]
+    binds = [bindparam(column.key, type_=column.type) for column in checkout_columns]
+    binds += [bindparam(f"record_{column.key}", type_=column.type) for column in record_columns]
+    taken = "true"
+    if lock:
+        binds.append(bindparam("lock_id", type_=BigInteger()))
+        taken = "pg_try_advisory_xact_lock(:lock_id)"
+    # Only our metadata is formatted into the SQL (names, status literals); values are bound.
+    live = ", ".join(f"'{status.value}'" for status in LIVE_STATUSES)
+    sql = f"""
+WITH key_lock AS MATERIALIZED (SELECT {taken} AS taken),
+new_checkout AS (
+    INSERT INTO checkouts ({", ".join(column.name for column in checkout_columns)})
+    SELECT {", ".join(f":{column.key}" for column in checkout_columns)} FROM key_lock
+    WHERE key_lock.taken
+      AND NOT EXISTS (SELECT FROM idempotency_keys
+                      WHERE merchant_id = :merchant_id AND key = :record_key)
+      AND NOT EXISTS (SELECT FROM checkouts
+                      WHERE merchant_id = :merchant_id AND reservation_id = :reservation_id
+                        AND status IN ({live}))
+    ON CONFLICT DO NOTHING
+    RETURNING id
+),
+new_answer AS (
+    INSERT INTO idempotency_keys ({", ".join(column.name for column in record_columns)})
+    SELECT {", ".join(f":record_{column.key}" for column in record_columns)} FROM new_checkout
+    RETURNING id
+)
+SELECT (SELECT taken FROM key_lock), (SELECT count(*) FROM new_answer)"""  # noqa: S608
+    return text(sql).bindparams(*binds)
+
+
+_CREATE_AT_ONCE = {True: Statement(_create_at_once(True)), False: Statement(_create_at_once(False))}
+
+
+def create_at_once(
+    db: Database,
+    checkout: Checkout,
+    key: str,
+    request_fingerprint: str,
+    response: StoredResponse,
+    *,
+    lock: bool = True,
+) -> bool:
+    """PostgreSQL: insert the checkout and its key's stored answer in one statement, one round
+    trip, no BEGIN/COMMIT (see `_create_at_once`). True when both went in. False when nothing
+    was changed because something is unusual (the key has an answer, the reservation a live
+    checkout, a concurrent request won): the caller then runs the general path,
+    `run_idempotent` with `create_checkout`, which sorts out each case. Raises
+    IdempotencyKeyInUse while another request holds the key."""
+    values = _row(checkout)
+    values.update(
+        {
+            "lock_id": lock_id(checkout.merchant_id, key),
+            "record_merchant_id": checkout.merchant_id,
+            "record_key": key,
+            "record_fingerprint": request_fingerprint,
+            "record_state": COMPLETED,
+            "record_response_status": response.status,
+            "record_response_headers": dict(response.headers),
+            "record_response_body": response.body,
+            "record_created_at": checkout.created_at,
+            "record_locked_at": checkout.created_at,
+        }
+    )
+    if not lock:
+        del values["lock_id"]
+    try:
+        with rawsql.single_statements(db) as tx:
+            row = tx.first(_CREATE_AT_ONCE[lock], values)
+    except IntegrityError:
+        return False  # a concurrent answer under this key: the statement changed nothing
+    assert row is not None
+    taken, answers = row
+    if not taken:
+        raise IdempotencyKeyInUse()
+    if answers != 1:
+        return False
+    _name_in_logs(checkout)
+    return True
 
 
 def _free_reservation(

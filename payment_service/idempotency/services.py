@@ -8,6 +8,10 @@ the stored answer is replayed, a different request under the key is 422, and wit
 use case runs and the answer is INSERTed in the same transaction. The effect and the stored
 answer commit together or not at all: an error (or a crash) rolls both back, nothing is left
 behind, and a retry runs again. The unique index on (merchant_id, key) stays as the backstop.
+
+On PostgreSQL the usual checkout create does all of this in one statement instead
+(checkouts.services.create_at_once: the lock, both checks and both inserts, one round trip)
+and comes here only when something is unusual: a stored answer, a live checkout, a race.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ import json
 import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, insert, select, text
 
 from payment_service.checkouts.models import Checkout
@@ -122,9 +123,12 @@ def test_a_request_still_in_flight_is_409(create, merchant, db, app):
 
 def test_a_request_that_dies_mid_way_leaves_nothing_behind(create, db, monkeypatch):
     """The checkout and the stored answer share one transaction: a request that fails after
-    inserting its checkout (as a process dying there would) leaves neither, so a retry runs."""
+    inserting its checkout (as a process dying there would) leaves neither, so a retry runs.
+    This is the general path; on PostgreSQL the usual create is one statement, which has no
+    "mid-way" (see the next test)."""
     from payment_service.checkouts import services as checkout_services
 
+    monkeypatch.setattr(checkout_services, "create_at_once", lambda *args, **kwargs: False)
     original = checkout_services.create_checkout
 
     def dies_after_the_insert(*args, **kwargs):
@@ -138,6 +142,36 @@ def test_a_request_that_dies_mid_way_leaves_nothing_behind(create, db, monkeypat
     retry = create(key="dies")
     assert retry.status_code == 201
     assert "Idempotent-Replayed" not in retry.headers
+
+
+# SQLite runs a whole request under its single writer lock: this race cannot happen there.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_answer_that_cannot_be_stored_undoes_its_checkout(create, merchant, db):
+    """PostgreSQL's one-statement create: its checkout insert and its answer insert commit
+    together or not at all. Here another transaction stores an answer under the key after the
+    statement took its snapshot (so it inserts the checkout), and commits: the answer insert
+    fails on the key's unique index, the checkout goes with it, and the request falls back to
+    the general path, which finds that answer (another body: 422)."""
+    first = db.engine.connect()
+    transaction = first.begin()
+    first.execute(insert(IdempotencyRecord.__table__).values(
+        merchant_id=merchant.merchant_id, key="contested", fingerprint="f" * 64,
+        state=COMPLETED, response_status=201, response_headers={}, response_body=b"first",
+        created_at=utcnow(), locked_at=utcnow(),
+    ))  # fmt: skip
+    answers = []
+    request = threading.Thread(target=lambda: answers.append(create(key="contested")))
+    request.start()
+    request.join(0.5)
+    assert request.is_alive()  # its answer insert waits for the uncommitted one
+    transaction.commit()
+    first.close()
+    request.join(10)
+    [response] = answers
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "idempotency_key_reused"
+    assert count(db, Checkout) == 0
+    assert count(db, IdempotencyRecord) == 1
 
 
 def test_records_expire_after_24_hours(create, merchant, db):

@@ -3,9 +3,11 @@
 import functools
 import time
 from collections import Counter
+from contextlib import contextmanager
 
 from sqlalchemy import func, select
 
+from payment_service import rawsql
 from payment_service.checkouts import resources
 from payment_service.checkouts import services as checkout_services
 from payment_service.checkouts.models import Checkout
@@ -37,7 +39,10 @@ def post_all(app, merchant, *, same_key: bool):
 
 def widen_the_window(monkeypatch, db):
     """Controls on PostgreSQL: 50 ms between a request's checks and its commit, so that the
-    harness races however fast a request is. (SQLite's single writer runs one at a time.)"""
+    harness races however fast a request is. The usual create is one statement that commits
+    by itself (services.create_at_once): here it runs in a transaction that commits 50 ms
+    later; the general path sleeps after its insert. (SQLite's single writer runs one at a
+    time.)"""
     if not db.is_postgresql:
         return
     original = checkout_services.create_checkout
@@ -47,7 +52,14 @@ def widen_the_window(monkeypatch, db):
         time.sleep(0.05)
         return checkout
 
+    @contextmanager
+    def committed_late(database):
+        with rawsql.transaction(database) as tx:
+            yield tx
+            time.sleep(0.05)
+
     monkeypatch.setattr(checkout_services, "create_checkout", slow_create)
+    monkeypatch.setattr(rawsql, "single_statements", committed_late)
 
 
 def checkouts(db):
@@ -72,14 +84,25 @@ def test_one_idempotency_key_from_50_threads_creates_one_checkout(app, merchant,
 def test_control_without_the_key_guard_the_same_harness_runs_the_request_many_times(
     app, merchant, db, monkeypatch
 ):
-    """The guard is the advisory lock on the key (PostgreSQL) with the unique index behind it.
-    Without both, PostgreSQL runs the request in several threads (the losers of the checkout
-    race answer checkout_exists). SQLite: its single writer (BEGIN IMMEDIATE) serialises the
-    whole request, so even without the index only the first runs; that lock is SQLite's guard."""
+    """The guard is the advisory lock on the key (PostgreSQL) with the unique index behind it;
+    for one body the live-reservation index stops a second checkout too. Without all three,
+    PostgreSQL runs the request in several threads. SQLite: its single writer (BEGIN
+    IMMEDIATE) serialises the whole request, so even without the indexes only the first runs;
+    that lock is SQLite's guard."""
     monkeypatch.setattr(resources, "run_idempotent", functools.partial(run_idempotent, lock=False))
+    monkeypatch.setattr(
+        checkout_services,
+        "create_at_once",
+        functools.partial(checkout_services.create_at_once, lock=False),
+    )
     widen_the_window(monkeypatch, db)
-    with without_index(db, "idempotency_keys", "uq_idempotency_keys_merchant_key",
-                       clear_first=["idempotency_keys", "checkouts"]):  # fmt: skip
+    clear = ["idempotency_keys", "checkouts"]
+    with (
+        without_index(
+            db, "idempotency_keys", "uq_idempotency_keys_merchant_key", clear_first=clear
+        ),
+        without_index(db, "checkouts", "uq_checkouts_live_reservation", clear_first=clear),
+    ):
         results = post_all(app, merchant, same_key=True)
         executed = [
             r
