@@ -33,7 +33,7 @@ from platform_client.ledger.errors import (
     TierHasRegistrations,
     UnknownTier,
 )
-from platform_client.ledger.holds import Hold, SeatRequest, SeatTaken, hold_seat
+from platform_client.ledger.holds import Hold, SeatRequest, SeatTaken, hold_seat, hold_seat_at_once
 from platform_client.ledger.models import (
     Event,
     LedgerBase,
@@ -79,6 +79,7 @@ __all__ = [
     "UnknownTier",
     "create_schema",
     "hold_seat",
+    "hold_seat_at_once",
     "ledger_engine",
     "serialise_sqlite_writers",
     "utcnow",

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import JSON, Connection, Row, String, bindparam, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from platform_client.ledger.errors import AlreadyRegistered, SaleClosed, SoldOut, UnknownTier
@@ -22,6 +23,7 @@ from platform_client.ledger.models import (
     Reservation,
     ReservationStatus,
     Tier,
+    UTCDateTime,
     new_id,
 )
 from platform_client.ledger.rows import lock_tier, seat_state, set_taken
@@ -208,6 +210,74 @@ def _hold_seat_locked(
         },
     )  # fmt: skip
     return SeatTaken(hold=hold)
+
+
+# PostgreSQL's usual paid start in one statement: the tier's conditional UPDATE takes the seat
+# under its row lock (a concurrent UPDATE waits, then re-checks `taken < capacity` on the new
+# row), and the hold is inserted from the row it returns. Only our own names and literals
+# are formatted into the SQL; every value is bound.
+_HOLD_AT_ONCE_SQL = f"""
+WITH seat AS (
+    UPDATE ledger_tiers AS t SET taken = t.taken + 1
+    WHERE t.id = :tier_id AND t.event_id = :event_id AND t.price > 0 AND t.taken < t.capacity
+      AND (t.valid_from IS NULL OR t.valid_from <= :now)
+      AND (t.valid_until IS NULL OR :now < t.valid_until)
+      AND NOT EXISTS (SELECT FROM ledger_registrations AS r
+                      WHERE r.user_id = :user_id AND r.event_id = :event_id)
+      AND NOT EXISTS (SELECT FROM ledger_reservations AS h
+                      WHERE h.user_id = :user_id AND h.event_id = :event_id
+                        AND h.status = '{ReservationStatus.PENDING_PAYMENT.value}')
+    RETURNING t.id, t.price, t.currency, t.name,
+              (SELECT e.name FROM ledger_events AS e WHERE e.id = t.event_id) AS event_name
+)
+INSERT INTO ledger_reservations (id, user_id, event_id, tier_id, status, amount, currency,
+                                 provider, order_name, answers, email, expires_at, created_at,
+                                 updated_at)
+SELECT :reservation_id, :user_id, :event_id, seat.id,
+       '{ReservationStatus.PENDING_PAYMENT.value}', seat.price, seat.currency, :provider,
+       COALESCE(:order_name, LEFT(CASE WHEN seat.event_name <> ''
+                                       THEN seat.event_name || ' - ' || seat.name
+                                       ELSE seat.name END, {MAX_ORDER_NAME})),
+       :answers, :email, :expires_at, :now, :now
+FROM seat
+RETURNING amount, currency, order_name"""  # noqa: S608
+_HOLD_AT_ONCE_TYPES = (
+    bindparam("now", type_=UTCDateTime()), bindparam("expires_at", type_=UTCDateTime()),
+    bindparam("answers", type_=JSON()), bindparam("order_name", type_=String()),
+    bindparam("email", type_=String()),
+)  # fmt: skip
+_HOLD_AT_ONCE = text(_HOLD_AT_ONCE_SQL).bindparams(*_HOLD_AT_ONCE_TYPES)
+
+
+def hold_seat_at_once(
+    connection: Connection, request: SeatRequest, *, provider: str, now: datetime, ttl: timedelta
+) -> Hold | None:
+    """PostgreSQL, on a connection in autocommit: take a seat of a paid tier and insert the
+    hold in one statement (one round trip, its own transaction), or change nothing and
+    return None. None means something is not usual (sold out, off sale, a free or unknown
+    tier, the user registered or holding, a concurrent submit of the same user): the caller
+    then runs ``hold_seat`` in a transaction, which says exactly why or handles it."""
+    hold_id, expires_at = new_id("res"), (now + ttl).replace(microsecond=0)
+    try:
+        row = connection.execute(
+            _HOLD_AT_ONCE,
+            {
+                "tier_id": request.tier_id, "event_id": request.event_id,
+                "user_id": request.user_id, "reservation_id": hold_id, "provider": provider,
+                "order_name": request.order_name, "answers": dict(request.answers),
+                "email": request.email, "expires_at": expires_at, "now": now,
+            },
+        ).first()  # fmt: skip
+    except IntegrityError:  # the same user's concurrent hold won the partial unique index
+        return None
+    if row is None:
+        return None
+    return Hold(
+        reservation_id=hold_id, user_id=request.user_id, event_id=request.event_id,
+        tier_id=request.tier_id, amount=row.amount, currency=row.currency, provider=provider,
+        order_name=row.order_name, email=request.email, expires_at=expires_at,
+        checkout_id=None, checkout_url=None,
+    )  # fmt: skip
 
 
 def release_hold(session: Session, reservation: Reservation, status: ReservationStatus) -> bool:

@@ -22,6 +22,7 @@ from platform_client.ledger import (
     SoldOut,
     Tier,
     hold_seat,
+    hold_seat_at_once,
     holds,
     payments,
     utcnow,
@@ -91,6 +92,54 @@ def test_control_without_the_lock_the_same_rush_oversells(
         outcome = rush(unguarded, BUYERS, "tier_rush")
     finally:
         unguarded.dispose()
+    assert outcome["held"] > SEATS, outcome
+    assert pending(engine, tier_id="tier_rush") == outcome["held"]
+    assert taken(engine, "tier_rush") <= SEATS
+
+
+def rush_at_once(engine: Engine, buyers: int, tier_id: str) -> Counter[str]:
+    """``buyers`` distinct users each try the one-statement hold (PostgreSQL) at once."""
+    single = engine.execution_options(isolation_level="AUTOCOMMIT")
+    now = utcnow()
+    warm_up(engine, 10)
+
+    def buy(i: int) -> str:
+        request = SeatRequest(user_id=f"u_{i}", event_id=EVENT, tier_id=tier_id)
+        with single.connect() as connection:
+            hold = hold_seat_at_once(
+                connection, request, provider="sandbox", now=now, ttl=timedelta(minutes=10)
+            )
+        return "held" if hold is not None else "not_held"
+
+    return Counter(race(buyers, buy, timeout=120))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # PostgreSQL's path
+def test_500_buyers_for_100_seats_in_one_statement_each_get_exactly_100_holds(
+    ledger: Ledger, engine: Engine
+):
+    add_tier(ledger, "tier_rush", SEATS)
+    outcome = rush_at_once(engine, BUYERS, "tier_rush")
+    assert outcome == {"held": SEATS, "not_held": BUYERS - SEATS}
+    assert taken(engine, "tier_rush") == SEATS == pending(engine, tier_id="tier_rush")
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_control_a_one_statement_hold_that_counts_from_its_snapshot_oversells(
+    ledger: Ledger, engine: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    """The guard is that the UPDATE checks and increments ``taken`` of the row it locked (a
+    waiting UPDATE re-reads the row once the holder commits). Counting from the statement's
+    snapshot instead (a subquery), the same rush writes stale ``taken + 1`` over each other."""
+    add_tier(ledger, "tier_rush", SEATS)
+    snapshot_taken = "(SELECT s.taken FROM ledger_tiers AS s WHERE s.id = t.id)"
+    sql = holds._HOLD_AT_ONCE_SQL.replace(
+        "SET taken = t.taken + 1", f"SET taken = {snapshot_taken} + 1"
+    )
+    sql = sql.replace("t.taken < t.capacity", f"{snapshot_taken} < t.capacity")
+    assert sql.count(snapshot_taken) == 2
+    monkeypatch.setattr(holds, "_HOLD_AT_ONCE", text(sql).bindparams(*holds._HOLD_AT_ONCE_TYPES))
+    outcome = rush_at_once(engine, BUYERS, "tier_rush")
     assert outcome["held"] > SEATS, outcome
     assert pending(engine, tier_id="tier_rush") == outcome["held"]
     assert taken(engine, "tier_rush") <= SEATS

@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
 from payment_service.checkouts.models import Checkout
@@ -25,6 +25,7 @@ from platform_client.ledger import (
     SaleClosed,
     SeatRequest,
     SoldOut,
+    Tier,
     UnknownTier,
     hold_seat,
 )
@@ -235,3 +236,27 @@ def test_a_repeat_waits_while_the_first_create_is_still_running(
     assert time.monotonic() - started_at >= busy - 0.1
     assert started.reservation_id == seat.hold.reservation_id and started.checkout_url
     assert taken(engine, USD) == 1
+
+
+def test_the_order_name_is_event_and_tier_cut_to_200_characters_or_the_one_given(
+    ledger: Ledger, engine: Engine
+):
+    """The same on both paths: PostgreSQL's one-statement hold builds it in SQL."""
+    ledger.add_event("evt_long", "Ä" * 150)
+    ledger.add_event("evt_unnamed", "")
+    for event_id in ("evt_long", "evt_unnamed"):
+        ledger.add_tier(
+            Tier(id=f"tier_{event_id}", event_id=event_id, name="Ü" * 100, price=1000,
+                 currency="KRW", capacity=5)
+        )  # fmt: skip
+    long = ledger.start_registration("u_1", "evt_long", "tier_evt_long", {})
+    unnamed = ledger.start_registration("u_1", "evt_unnamed", "tier_evt_unnamed", {})
+    given = ledger.start_registration("u_2", "evt_long", "tier_evt_long", {}, order_name="Mine")
+    with Session(engine) as session:
+        names = {
+            r.id: r.order_name
+            for r in session.scalars(select(Reservation).where(Reservation.user_id.like("u_%")))
+        }
+    assert names[long.reservation_id] == ("Ä" * 150 + " - " + "Ü" * 100)[:200]
+    assert names[unnamed.reservation_id] == "Ü" * 100
+    assert names[given.reservation_id] == "Mine"
