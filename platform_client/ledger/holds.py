@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Row, String, bindparam, insert, select, text, update
+from sqlalchemy import JSON, Engine, Row, String, bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from platform_client.ledger.models import (
     new_id,
 )
 from platform_client.ledger.rows import lock_tier, seat_state, set_taken
+from platform_client.ledger.single import SingleStatement
 from platform_client.ledger.views import in_sale_window
 
 _INSERT_HOLD = insert(Reservation)  # built once
@@ -246,36 +247,37 @@ _HOLD_AT_ONCE_TYPES = (
     bindparam("answers", type_=JSON()), bindparam("order_name", type_=String()),
     bindparam("email", type_=String()),
 )  # fmt: skip
-_HOLD_AT_ONCE = text(_HOLD_AT_ONCE_SQL).bindparams(*_HOLD_AT_ONCE_TYPES)
+_HOLD_AT_ONCE = SingleStatement(text(_HOLD_AT_ONCE_SQL).bindparams(*_HOLD_AT_ONCE_TYPES))
 
 
 def hold_seat_at_once(
-    connection: Connection, request: SeatRequest, *, provider: str, now: datetime, ttl: timedelta
+    engine: Engine, request: SeatRequest, *, provider: str, now: datetime, ttl: timedelta
 ) -> Hold | None:
-    """PostgreSQL, on a connection in autocommit: take a seat of a paid tier and insert the
-    hold in one statement (one round trip, its own transaction), or change nothing and
+    """PostgreSQL: take a seat of a paid tier and insert the hold in one statement outside
+    a transaction block (one round trip, its own transaction: see single.py), or change nothing and
     return None. None means something is not usual (sold out, off sale, a free or unknown
     tier, the user registered or holding, a concurrent submit of the same user): the caller
     then runs ``hold_seat`` in a transaction, which says exactly why or handles it."""
     hold_id, expires_at = new_id("res"), (now + ttl).replace(microsecond=0)
     try:
-        row = connection.execute(
-            _HOLD_AT_ONCE,
+        row = _HOLD_AT_ONCE.first(
+            engine,
             {
                 "tier_id": request.tier_id, "event_id": request.event_id,
                 "user_id": request.user_id, "reservation_id": hold_id, "provider": provider,
                 "order_name": request.order_name, "answers": dict(request.answers),
                 "email": request.email, "expires_at": expires_at, "now": now,
             },
-        ).first()  # fmt: skip
+        )  # fmt: skip
     except IntegrityError:  # the same user's concurrent hold won the partial unique index
         return None
     if row is None:
         return None
+    amount, currency, order_name = row
     return Hold(
         reservation_id=hold_id, user_id=request.user_id, event_id=request.event_id,
-        tier_id=request.tier_id, amount=row.amount, currency=row.currency, provider=provider,
-        order_name=row.order_name, email=request.email, expires_at=expires_at,
+        tier_id=request.tier_id, amount=amount, currency=currency, provider=provider,
+        order_name=order_name, email=request.email, expires_at=expires_at,
         checkout_id=None, checkout_url=None,
     )  # fmt: skip
 

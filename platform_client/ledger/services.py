@@ -36,6 +36,7 @@ from platform_client.ledger.holds import (
 )
 from platform_client.ledger.models import Reservation, ReservationStatus, Tier, utcnow
 from platform_client.ledger.seen import LedgerSeenStore
+from platform_client.ledger.single import SingleStatement
 from platform_client.ledger.views import (
     RegistrationView,
     ReservationView,
@@ -43,6 +44,7 @@ from platform_client.ledger.views import (
     registration_views,
     reservation_view,
     tier_view,
+    tier_view_at_once,
     tier_views,
 )
 from platform_client.receiver import SeenStore
@@ -55,6 +57,9 @@ _STORE_CHECKOUT = (
     update(Reservation)
     .where(Reservation.id == bindparam("reservation_id"), Reservation.checkout_url.is_(None))
     .values(checkout_id=bindparam("checkout_id"), checkout_url=bindparam("checkout_url"))
+)
+_STORE_CHECKOUT_AT_ONCE = SingleStatement(
+    _STORE_CHECKOUT.values(updated_at=bindparam("updated_at"))
 )
 _RELEASING: Mapping[type[CallbackEvent], ReservationStatus] = {
     TicketPaymentExpired: ReservationStatus.EXPIRED,
@@ -82,12 +87,9 @@ class Ledger:
         self.config = config
         self.clock = clock
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        # PostgreSQL: one-statement units of work run outside a transaction block, which
-        # saves BEGIN and COMMIT (or ROLLBACK), two round trips each; the pool is shared.
+        # PostgreSQL: one-statement units of work run outside a transaction block, straight
+        # on a pooled connection (single.py): no BEGIN and COMMIT round trips.
         self._postgresql = engine.dialect.name == "postgresql"
-        self._single = (
-            engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgresql else engine
-        )
 
     def start_registration(
         self,
@@ -130,12 +132,13 @@ class Ledger:
             raise CheckoutUnavailable(
                 "the payment service did not create the checkout", exc
             ) from exc
-        with self._single.begin() as connection:  # one Core UPDATE: no Session needed
-            connection.execute(
-                _STORE_CHECKOUT,
-                {"reservation_id": hold.reservation_id, "checkout_id": checkout.checkout_id,
-                 "checkout_url": checkout.checkout_url},
-            )  # fmt: skip
+        stored = {"reservation_id": hold.reservation_id, "checkout_id": checkout.checkout_id,
+                  "checkout_url": checkout.checkout_url}  # fmt: skip
+        if self._postgresql:
+            _STORE_CHECKOUT_AT_ONCE.execute(self.engine, {**stored, "updated_at": utcnow()})
+        else:
+            with self.engine.begin() as connection:  # one Core UPDATE: no Session needed
+                connection.execute(_STORE_CHECKOUT, stored)
         message = "ledger.hold_repeated" if seat.existing else "ledger.hold_created"
         log.info(message, extra=_ids(hold.reservation_id, checkout.checkout_id))
         return RegistrationStarted(
@@ -144,11 +147,10 @@ class Ledger:
 
     def _take_seat(self, request: SeatRequest) -> SeatTaken:
         if self._postgresql:  # the usual paid start: one statement (see hold_seat_at_once)
-            with self._single.connect() as connection:
-                hold = hold_seat_at_once(
-                    connection, request, provider=self.config.provider, now=self.clock(),
-                    ttl=self.config.reservation_ttl,
-                )  # fmt: skip
+            hold = hold_seat_at_once(
+                self.engine, request, provider=self.config.provider, now=self.clock(),
+                ttl=self.config.reservation_ttl,
+            )  # fmt: skip
             if hold is not None:
                 return SeatTaken(hold=hold)
         try:
@@ -259,7 +261,9 @@ class Ledger:
     def tier(self, event_id: str, tier_id: str) -> TierView | None:
         """One tier of the event (with the event's name), or None: what a registration form
         needs, in one query."""
-        with self._single.connect() as connection:
+        if self._postgresql:
+            return tier_view_at_once(self.engine, event_id, tier_id, self.clock())
+        with self.engine.connect() as connection:
             return tier_view(connection, event_id, tier_id, self.clock())
 
 

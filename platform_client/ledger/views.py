@@ -8,10 +8,11 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy import Connection, Engine, Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from platform_client.ledger.models import Event, Registration, Reservation, ReservationStatus, Tier
+from platform_client.ledger.single import SingleStatement
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,7 +114,18 @@ def tier_view(
     return None if row is None else _tier_view(row, now)
 
 
-def _tier_view(row: Row[*tuple[Any, ...]], now: datetime) -> TierView:
+_TIER_OF_EVENT_AT_ONCE = SingleStatement(_TIER_OF_EVENT)
+
+
+def tier_view_at_once(
+    engine: Engine, event_id: str, tier_id: str, now: datetime
+) -> TierView | None:
+    """``tier_view`` for PostgreSQL, outside a transaction block (see single.py)."""
+    row = _TIER_OF_EVENT_AT_ONCE.first(engine, {"tier_id": tier_id, "event_id": event_id})
+    return None if row is None else _tier_view(row, now)
+
+
+def _tier_view(row: Row[*tuple[Any, ...]] | tuple[Any, ...], now: datetime) -> TierView:
     (tier_id, event_id, event_name, name, price, currency, capacity, taken, valid_from,
      valid_until, question) = row  # fmt: skip
     return TierView(

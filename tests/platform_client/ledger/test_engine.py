@@ -57,3 +57,35 @@ def test_pool_pre_ping_when_asked_for_replaces_the_check(ledger_database_url):
             assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() not in pids
     finally:
         engine.dispose()
+
+
+def test_a_single_statement_commits_by_itself_and_raises_sqlalchemy_errors(ledger_database_url):
+    from sqlalchemy.exc import IntegrityError
+
+    from platform_client.ledger.models import Event, Reservation
+    from platform_client.ledger.single import SingleStatement
+
+    engine = ledger_engine(ledger_database_url, pool_size=1)
+    insert_event = SingleStatement(
+        text("INSERT INTO ledger_events (id, name) VALUES (:id, :name) RETURNING id")
+    )
+    try:
+        assert insert_event.first(engine, {"id": "evt_single", "name": "Once"}) == ("evt_single",)
+        with engine.connect() as connection:  # committed: another connection sees it
+            assert (
+                connection.scalar(text("SELECT name FROM ledger_events WHERE id = 'evt_single'"))
+                == "Once"
+            )
+        with pytest.raises(IntegrityError):  # SQLAlchemy's exception, not the driver's
+            insert_event.first(engine, {"id": "evt_single", "name": "Twice"})
+        with engine.connect() as connection:  # the pooled connection is back in transactions
+            assert connection.connection.driver_connection.autocommit is False
+        with pytest.raises(ValueError, match="Python-side defaults"):
+            # Reservation.updated_at has onupdate=utcnow: SQLAlchemy would compute it per run
+            SingleStatement(Reservation.__table__.update().values(email="x")).execute(engine, {})
+        renamed = SingleStatement(Event.__table__.update().values(name="Renamed"))
+        assert renamed.execute(engine, {}) == 1  # the literal travels with the statement
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM ledger_events WHERE id = 'evt_single'"))
+        engine.dispose()

@@ -21,6 +21,7 @@ from platform_client.ledger import (
     SaleClosed,
     SoldOut,
 )
+from platform_client.ledger.single import SingleStatement
 from tests.platform_client.ledger.conftest import Clock
 from tests.platform_client.ledger.helpers import EVENT, FREE, FULL, add_tier, taken
 
@@ -39,17 +40,26 @@ def verbs(seen: list[str]) -> list[str]:
 
 @contextmanager
 def statements(engine: Engine) -> Iterator[list[str]]:
-    """The SQL statements the engine sends meanwhile (not BEGIN/COMMIT)."""
+    """The SQL statements the engine sends meanwhile (not BEGIN/COMMIT): through SQLAlchemy's
+    Connection, and straight on a DBAPI cursor through a SingleStatement."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
         if sql.lstrip().upper().startswith(DML):
             seen.append(sql)
 
+    run = SingleStatement._run
+
+    def run_recorded(self: SingleStatement, on: Engine, *args: Any, **kwargs: Any) -> Any:
+        record(None, None, self._compile(on.dialect)[0])
+        return run(self, on, *args, **kwargs)
+
     event.listen(engine, "before_cursor_execute", record)
+    SingleStatement._run = run_recorded  # type: ignore[method-assign]
     try:
         yield seen
     finally:
+        SingleStatement._run = run  # type: ignore[method-assign]
         event.remove(engine, "before_cursor_execute", record)
 
 

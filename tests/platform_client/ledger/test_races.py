@@ -27,6 +27,7 @@ from platform_client.ledger import (
     payments,
     utcnow,
 )
+from platform_client.ledger.single import SingleStatement
 from platform_client.receiver import RejectCallback
 from tests.platform_client.ledger.helpers import EVENT, USD, add_tier, counts, paid, taken
 from tests.races import race
@@ -99,16 +100,14 @@ def test_control_without_the_lock_the_same_rush_oversells(
 
 def rush_at_once(engine: Engine, buyers: int, tier_id: str) -> Counter[str]:
     """``buyers`` distinct users each try the one-statement hold (PostgreSQL) at once."""
-    single = engine.execution_options(isolation_level="AUTOCOMMIT")
     now = utcnow()
     warm_up(engine, 10)
 
     def buy(i: int) -> str:
         request = SeatRequest(user_id=f"u_{i}", event_id=EVENT, tier_id=tier_id)
-        with single.connect() as connection:
-            hold = hold_seat_at_once(
-                connection, request, provider="sandbox", now=now, ttl=timedelta(minutes=10)
-            )
+        hold = hold_seat_at_once(
+            engine, request, provider="sandbox", now=now, ttl=timedelta(minutes=10)
+        )
         return "held" if hold is not None else "not_held"
 
     return Counter(race(buyers, buy, timeout=120))
@@ -138,7 +137,8 @@ def test_control_a_one_statement_hold_that_counts_from_its_snapshot_oversells(
     )
     sql = sql.replace("t.taken < t.capacity", f"{snapshot_taken} < t.capacity")
     assert sql.count(snapshot_taken) == 2
-    monkeypatch.setattr(holds, "_HOLD_AT_ONCE", text(sql).bindparams(*holds._HOLD_AT_ONCE_TYPES))
+    unguarded = SingleStatement(text(sql).bindparams(*holds._HOLD_AT_ONCE_TYPES))
+    monkeypatch.setattr(holds, "_HOLD_AT_ONCE", unguarded)
     outcome = rush_at_once(engine, BUYERS, "tier_rush")
     assert outcome["held"] > SEATS, outcome
     assert pending(engine, tier_id="tier_rush") == outcome["held"]
