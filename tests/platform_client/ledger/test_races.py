@@ -227,14 +227,26 @@ def without_pending_index(engine: Engine) -> Iterator[None]:
 
 
 def test_control_without_the_pending_index_one_user_gets_several_holds(
-    ledger: Ledger, engine: Engine
+    ledger: Ledger, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ):
     """PostgreSQL: without the partial unique index, submits for different tiers each hold a
     seat. SQLite: BEGIN IMMEDIATE serialises the check and the insert, so even without the
-    index there is one hold; that lock is SQLite's guard."""
+    index there is one hold; that lock is SQLite's guard.
+
+    PostgreSQL's one-statement hold checks for the user's hold and inserts within a
+    millisecond; here it sleeps 50 ms between its snapshot and its commit, so that the
+    harness races however fast the statement is."""
     tiers = [f"tier_{n}" for n in range(8)]
     for tier_id in tiers:
         add_tier(ledger, tier_id, 5)
+    if engine.dialect.name == "postgresql":
+        where = "WHERE t.id = :tier_id"
+        slow = holds._HOLD_AT_ONCE_SQL.replace(
+            where, "WHERE (SELECT true FROM pg_sleep(0.05)) AND t.id = :tier_id"
+        )
+        assert slow != holds._HOLD_AT_ONCE_SQL
+        slow_statement = SingleStatement(text(slow).bindparams(*holds._HOLD_AT_ONCE_TYPES))
+        monkeypatch.setattr(holds, "_HOLD_AT_ONCE", slow_statement)
     with without_pending_index(engine):
         double_submits(ledger, tiers, tolerate=True)
         holds_made = pending(engine, user_id="u_1")
