@@ -216,7 +216,12 @@ async def _load(
     pending = iter(specs)  # shared by all workers: asyncio runs one of them at a time
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    # No cookie jar: each request stands for its own client (a buyer's own browser), so no
+    # request carries a cookie some earlier answer set for someone else.
+    jar = aiohttp.DummyCookieJar()
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, cookie_jar=jar
+    ) as session:
 
         async def worker() -> None:
             for headers, body in pending:
