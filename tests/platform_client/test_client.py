@@ -380,3 +380,25 @@ def test_proxy_and_ca_bundle_variables_are_read_once_when_the_client_is_made(
     monkeypatch.setenv("NO_PROXY", "pay.example")
     bypassed = PaymentServiceClient("https://pay.example", API_KEY)._session
     assert "https" not in bypassed.proxies
+
+
+def test_a_session_passed_in_keeps_its_headers_and_cookies(service: Script) -> None:
+    import requests
+
+    session = requests.Session()
+    session.headers["X-Tenant"] = "race-site"
+    session.cookies.set("route", "blue")
+    with PaymentServiceClient(service.url, API_KEY, session=session) as client:
+        client.get_checkout("chk_1")
+    [sent] = service.seen
+    assert sent.headers["X-Tenant"] == "race-site"
+    assert "route=blue" in sent.headers["Cookie"]
+    assert sent.headers["Authorization"] == f"Bearer {API_KEY}"
+
+
+def test_our_own_session_sends_its_default_headers(service: Script) -> None:
+    with PaymentServiceClient(service.url, API_KEY) as client:
+        client.get_checkout("chk_1")
+    [sent] = service.seen
+    assert sent.headers["User-Agent"].startswith("python-requests/")
+    assert sent.headers["Accept"] == "application/json"
