@@ -62,8 +62,10 @@ def event_page(event_id: str) -> str:
 @blueprint.route("/events/<event_id>/tiers/<tier_id>/register", methods=["GET", "POST"])
 def register(event_id: str, tier_id: str) -> Response | str | tuple[str, int]:
     demo = current_demo()
-    # One query for the tier and its event's name: a start needs nothing else before the ledger.
-    tier = demo.ledger.tier(event_id, tier_id) or abort(404)
+    # The tier and its event's name, all a start needs before the ledger: one query for the
+    # form itself, and for a posted form at most one per tier every few seconds (FormTiers).
+    read = demo.ledger.tier if request.method == "GET" else demo.form_tiers.get
+    tier = read(event_id, tier_id) or abort(404)
     event = catalog.EventInfo(tier.event_id, tier.event_name, None)
     if request.method == "GET":
         buyer = current_buyer()
