@@ -114,8 +114,13 @@ def refuse_dead_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> 
     dies after this check fails its statement as it would after a pre-ping."""
     if dbapi_connection.closed or dbapi_connection.broken:
         raise DisconnectionError("connection closed")
-    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
-    if readable:
+    try:
+        poller = select.poll()  # not select.select: it fails on descriptors >= 1024
+        poller.register(dbapi_connection.fileno(), select.POLLIN)
+        ready = poller.poll(0)
+    except (OSError, ValueError) as exc:  # a socket we cannot even poll is no use either
+        raise DisconnectionError(f"the connection cannot be checked: {exc}") from exc
+    if ready:
         raise DisconnectionError("the server closed the connection (unread data or EOF)")
 
 

@@ -70,3 +70,28 @@ def test_a_live_idle_connection_is_reused_not_replaced(database_url):
         assert first == second
     finally:
         db.dispose()
+
+
+def test_connections_on_descriptors_above_1024_are_checked_too(database_url, tmp_path):
+    """select.select refuses descriptors >= 1024; a busy process has sockets up there."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    filler = [open(tmp_path / "filler", "w") for _ in range(1100)]  # noqa: SIM115
+    db = Database(database_url, pool_size=1)
+    try:
+        with transaction(db) as tx:
+            first = tx.first(_BACKEND_PID)
+            assert tx._dbapi_connection.fileno() >= 1024
+        with transaction(db) as tx:  # checked out again through the check: reused
+            assert tx.first(_BACKEND_PID) == first
+        _terminate(database_url, {first[0]})
+        with transaction(db) as tx:  # and a dead one up there is still replaced
+            assert tx.first(_BACKEND_PID) != first
+    finally:
+        db.dispose()
+        for handle in filler:
+            handle.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
