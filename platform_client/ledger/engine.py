@@ -34,13 +34,16 @@ def ledger_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> Engine:
         " -c timezone=UTC"
     )
     kwargs.setdefault("max_overflow", pool_size * 2)
+    psycopg3 = parsed.get_driver_name() == "psycopg"
+    if not psycopg3:  # psycopg2, pg8000, ...: SQLAlchemy's ping (the check below is psycopg's)
+        kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(
         parsed,
         pool_size=pool_size,
         connect_args={"connect_timeout": 5, "options": options},
         **kwargs,
     )
-    if not kwargs.get("pool_pre_ping"):
+    if psycopg3 and not kwargs.get("pool_pre_ping"):
         event.listen(engine, "checkout", _refuse_dead_connection)
     return engine
 

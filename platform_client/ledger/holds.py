@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Engine, Row, String, bindparam, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from platform_client.ledger.errors import AlreadyRegistered, SaleClosed, SoldOut, UnknownTier
@@ -32,6 +32,7 @@ from platform_client.ledger.views import in_sale_window
 
 _INSERT_HOLD = insert(Reservation)  # built once
 MAX_ORDER_NAME = 200  # the payment service's limit on orderName
+DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -236,7 +237,7 @@ INSERT INTO ledger_reservations (id, user_id, event_id, tier_id, status, amount,
                                  updated_at)
 SELECT :reservation_id, :user_id, :event_id, seat.id,
        '{ReservationStatus.PENDING_PAYMENT.value}', seat.price, seat.currency, :provider,
-       COALESCE(:order_name, LEFT(CASE WHEN seat.event_name <> ''
+       COALESCE(NULLIF(:order_name, ''), LEFT(CASE WHEN seat.event_name <> ''
                                        THEN seat.event_name || ' - ' || seat.name
                                        ELSE seat.name END, {MAX_ORDER_NAME})),
        :answers, :email, :expires_at, :now, :now
@@ -271,6 +272,14 @@ def hold_seat_at_once(
         )  # fmt: skip
     except IntegrityError:  # the same user's concurrent hold won the partial unique index
         return None
+    except OperationalError as exc:
+        # A deadlock: this statement locks the tier and then meets the index entry of the same
+        # user's concurrent hold, against the documented order (reservation, then tier), if
+        # a release of that hold runs in that instant. PostgreSQL undid it; the general path
+        # takes the locks in order.
+        if getattr(exc.orig, "sqlstate", None) == DEADLOCK_DETECTED:
+            return None
+        raise
     if row is None:
         return None
     amount, currency, order_name = row

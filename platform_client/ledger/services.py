@@ -37,6 +37,7 @@ from platform_client.ledger.holds import (
 from platform_client.ledger.models import Reservation, ReservationStatus, Tier, utcnow
 from platform_client.ledger.seen import LedgerSeenStore
 from platform_client.ledger.single import SingleStatement
+from platform_client.ledger.single import supported as single_statements_supported
 from platform_client.ledger.views import (
     RegistrationView,
     ReservationView,
@@ -89,7 +90,7 @@ class Ledger:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         # PostgreSQL: one-statement units of work run outside a transaction block, straight
         # on a pooled connection (single.py): no BEGIN and COMMIT round trips.
-        self._postgresql = engine.dialect.name == "postgresql"
+        self._postgresql = single_statements_supported(engine)
 
     def start_registration(
         self,

@@ -27,10 +27,16 @@ _Processor = Callable[[Any], Any] | None
 _Compiled = tuple[str, dict[str, Any], dict[str, Callable[[Any], Any]], tuple[_Processor, ...]]
 
 
+def supported(engine: Engine) -> bool:
+    """Whether single statements run on this engine: PostgreSQL through psycopg 3."""
+    return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+
+
 class SingleStatement:
     """A Core statement (or ``text()`` with typed bind parameters), compiled on first use."""
 
     def __init__(self, statement: ClauseElement) -> None:
+        """Runs on psycopg 3 (``supported``): it uses that driver's autocommit attribute."""
         self._statement = statement
         self._compiled: dict[str, _Compiled] = {}
 
@@ -73,16 +79,19 @@ class SingleStatement:
         for name, process in binds.items():
             if name in params:
                 params[name] = process(params[name])
-        with _autocommit_cursor(engine) as cursor:
+        with _autocommit_cursor(engine) as (pooled, cursor):
             try:
                 cursor.execute(sql, params)
                 if not fetch:
                     return [(cursor.rowcount,)]
                 raw = cursor.fetchall()
             except dialect.loaded_dbapi.Error as exc:
+                invalidated = dialect.is_disconnect(exc, pooled.driver_connection, cursor)
+                if invalidated:  # a dropped connection is discarded, never pooled again
+                    pooled.invalidate(exc)
                 raise DBAPIError.instance(
                     sql, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True,
-                    dialect=dialect,
+                    connection_invalidated=invalidated, dialect=dialect,
                 ) from exc  # fmt: skip
         if not any(results):
             return [tuple(row) for row in raw]
@@ -90,17 +99,20 @@ class SingleStatement:
 
 
 @contextmanager
-def _autocommit_cursor(engine: Engine) -> Iterator[Any]:
+def _autocommit_cursor(engine: Engine) -> Iterator[tuple[Any, Any]]:
+    """(the pooled connection, a cursor), the connection in autocommit until it goes back."""
     pooled = engine.raw_connection()  # the pool's checkout event replaces a dead connection
     try:
         connection: Any = pooled.driver_connection
-        connection.autocommit = True
-        cursor = connection.cursor()
         try:
-            yield cursor
+            connection.autocommit = True
+            cursor = connection.cursor()
+            try:
+                yield pooled, cursor
+            finally:
+                cursor.close()
         finally:
-            cursor.close()
             if not (connection.closed or connection.broken):
                 connection.autocommit = False
     finally:
-        pooled.close()  # back to the pool
+        pooled.close()  # back to the pool (or away, if invalidated)

@@ -133,3 +133,26 @@ def test_a_paid_start_makes_few_statements(ledger: Ledger, engine: Engine):
     else:
         assert verbs(seen) == ["SELECT", "SELECT", "UPDATE", "INSERT", "UPDATE"], seen
     assert taken(engine, FULL) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_deadlocked_one_statement_hold_falls_back_to_the_general_path(
+    ledger: Ledger, engine: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    """PostgreSQL undoes a deadlocked statement; the start then takes the locks in order."""
+    from sqlalchemy import text
+
+    from platform_client.ledger import holds
+
+    with engine.begin() as connection:
+        connection.execute(text(
+            "CREATE OR REPLACE FUNCTION test_deadlock() RETURNS int AS $$ BEGIN "
+            "RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$ LANGUAGE plpgsql"
+        ))  # fmt: skip
+    monkeypatch.setattr(holds, "_HOLD_AT_ONCE", SingleStatement(text("SELECT test_deadlock()")))
+    try:
+        started = ledger.start_registration("u_1", EVENT, FULL, {})
+        assert started.checkout_url and taken(engine, FULL) == 1
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DROP FUNCTION test_deadlock()"))

@@ -252,6 +252,7 @@ def test_the_order_name_is_event_and_tier_cut_to_200_characters_or_the_one_given
     long = ledger.start_registration("u_1", "evt_long", "tier_evt_long", {})
     unnamed = ledger.start_registration("u_1", "evt_unnamed", "tier_evt_unnamed", {})
     given = ledger.start_registration("u_2", "evt_long", "tier_evt_long", {}, order_name="Mine")
+    empty = ledger.start_registration("u_3", "evt_unnamed", "tier_evt_unnamed", {}, order_name="")
     with Session(engine) as session:
         names = {
             r.id: r.order_name
@@ -260,3 +261,4 @@ def test_the_order_name_is_event_and_tier_cut_to_200_characters_or_the_one_given
     assert names[long.reservation_id] == ("Ä" * 150 + " - " + "Ü" * 100)[:200]
     assert names[unnamed.reservation_id] == "Ü" * 100
     assert names[given.reservation_id] == "Mine"
+    assert names[empty.reservation_id] == "Ü" * 100  # an empty name is no name
