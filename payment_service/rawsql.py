@@ -192,11 +192,13 @@ def single_statements(db: Database) -> Iterator[Tx]:
     one, with data-modifying WITH clauses), this saves BEGIN and COMMIT: two round trips."""
     with db.engine.connect() as connection:
         dbapi_connection: Any = connection.connection.dbapi_connection
-        dbapi_connection.autocommit = True
-        tx = Tx(connection)
         try:
-            yield tx
+            dbapi_connection.autocommit = True
+            tx = Tx(connection)
+            try:
+                yield tx
+            finally:
+                tx._close()
         finally:
-            tx._close()
-            if not dbapi_connection.closed:
+            if not (dbapi_connection.closed or dbapi_connection.broken):
                 dbapi_connection.autocommit = False

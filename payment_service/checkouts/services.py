@@ -204,7 +204,7 @@ def _name_in_logs(checkout: Checkout) -> None:
     )
 
 
-def _create_at_once(lock: bool) -> TextClause:
+def _create_at_once(lock: bool, *, pause: float = 0.0) -> TextClause:
     """One PostgreSQL statement for the whole usual create: take the key (advisory lock,
     without waiting), insert the checkout unless the key has a stored answer or the
     reservation a live checkout, and insert the key's answer only if the checkout went in.
@@ -213,7 +213,8 @@ def _create_at_once(lock: bool) -> TextClause:
     concurrent insert of the same reservation makes the checkout insert do nothing (the
     partial unique index, ON CONFLICT DO NOTHING), so no answer is stored either; a concurrent
     answer under the same key makes the answer's insert fail on its unique index, which undoes
-    the checkout too. `lock=False` is for the race controls only."""
+    the checkout too. `lock=False` and `pause` (seconds slept inside the statement, between
+    its snapshot and its commit) are for the race controls only."""
     checkout_columns = list(_CHECKOUTS.columns)  # type: ignore[attr-defined]
     record_columns = [_RECORDS.c[name] for name in _RECORD_COLUMNS]  # type: ignore[attr-defined]
     binds = [bindparam(column.key, type_=column.type) for column in checkout_columns]
@@ -225,7 +226,7 @@ def _create_at_once(lock: bool) -> TextClause:
     # Only our metadata is formatted into the SQL (names, status literals); values are bound.
     live = ", ".join(f"'{status.value}'" for status in LIVE_STATUSES)
     sql = f"""
-WITH key_lock AS MATERIALIZED (SELECT {taken} AS taken),
+WITH key_lock AS MATERIALIZED (SELECT {taken} AS taken{f" FROM pg_sleep({float(pause)})" if pause else ""}),
 new_checkout AS (
     INSERT INTO checkouts ({", ".join(column.name for column in checkout_columns)})
     SELECT {", ".join(f":{column.key}" for column in checkout_columns)} FROM key_lock

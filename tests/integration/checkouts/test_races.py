@@ -3,15 +3,14 @@
 import functools
 import time
 from collections import Counter
-from contextlib import contextmanager
 
 from sqlalchemy import func, select
 
-from payment_service import rawsql
 from payment_service.checkouts import resources
 from payment_service.checkouts import services as checkout_services
 from payment_service.checkouts.models import Checkout
 from payment_service.idempotency.services import run_idempotent
+from payment_service.rawsql import Statement
 from tests.factories import checkout_payload
 from tests.races import race, without_index
 
@@ -39,10 +38,9 @@ def post_all(app, merchant, *, same_key: bool):
 
 def widen_the_window(monkeypatch, db):
     """Controls on PostgreSQL: 50 ms between a request's checks and its commit, so that the
-    harness races however fast a request is. The usual create is one statement that commits
-    by itself (services.create_at_once): here it runs in a transaction that commits 50 ms
-    later; the general path sleeps after its insert. (SQLite's single writer runs one at a
-    time.)"""
+    harness races however fast a request is. The usual create is one statement
+    (services.create_at_once): it sleeps inside, between its snapshot and its end; the general
+    path sleeps after its insert. (SQLite's single writer runs one at a time.)"""
     if not db.is_postgresql:
         return
     original = checkout_services.create_checkout
@@ -52,14 +50,12 @@ def widen_the_window(monkeypatch, db):
         time.sleep(0.05)
         return checkout
 
-    @contextmanager
-    def committed_late(database):
-        with rawsql.transaction(database) as tx:
-            yield tx
-            time.sleep(0.05)
-
+    slow_statements = {
+        lock: Statement(checkout_services._create_at_once(lock, pause=0.05))
+        for lock in (True, False)
+    }
     monkeypatch.setattr(checkout_services, "create_checkout", slow_create)
-    monkeypatch.setattr(rawsql, "single_statements", committed_late)
+    monkeypatch.setattr(checkout_services, "_CREATE_AT_ONCE", slow_statements)
 
 
 def checkouts(db):
