@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,9 +32,22 @@ class PaymentFlask(Flask):
     session_interface = _NoSessions()
 
     def ensure_sync(self, func: F) -> F:  # type: ignore[override]
-        """No view or hook of ours is a coroutine: skip Flask's check of each hook and view,
-        done on every request (twenty inspections per API call)."""
+        """No view or hook of ours is a coroutine (create_app checks, once): skip Flask's
+        check of each hook and view, done on every request (twenty inspections per API call)."""
         return func
+
+    def refuse_coroutines(self) -> None:
+        """Raise TypeError if a view or hook is a coroutine function: ensure_sync would not
+        run it."""
+        hooks = [
+            *self.view_functions.values(),
+            *(f for funcs in self.before_request_funcs.values() for f in funcs),
+            *(f for funcs in self.after_request_funcs.values() for f in funcs),
+            *(f for funcs in self.teardown_request_funcs.values() for f in funcs),
+        ]
+        for func in hooks:
+            if inspect.iscoroutinefunction(inspect.unwrap(func)):
+                raise TypeError(f"{func!r} is a coroutine function; this app runs none")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -71,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     checkout_pages.init_app(app)
     if settings.sandbox:
         mount_sandbox(app, settings)
+    app.refuse_coroutines()
     return app
 
 

@@ -115,3 +115,14 @@ def test_invalid_request_id_is_replaced(client, bad):
     generated = response.headers["X-Request-ID"]
     assert generated != bad and generated.startswith("req_")
     assert response.get_json()["error"]["requestId"] == generated
+
+
+def test_a_coroutine_view_is_refused_when_checked(app):
+    """The app skips Flask's per-request coroutine check, so it refuses async views up front."""
+
+    async def later() -> str:
+        return "never run"
+
+    app.add_url_rule("/async-probe", "async_probe", later)
+    with pytest.raises(TypeError, match="coroutine"):
+        app.refuse_coroutines()
