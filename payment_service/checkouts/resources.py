@@ -9,7 +9,7 @@ from flask import Response, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from payment_service.checkouts import services
+from payment_service.checkouts import at_once, services
 from payment_service.checkouts.models import Checkout
 from payment_service.checkouts.tokens import checkout_url
 from payment_service.db import utcnow
@@ -149,10 +149,10 @@ class TicketCheckouts(MethodView):
         def respond_created(checkout: Checkout) -> StoredResponse:
             return _json(201, CHECKOUT_SCHEMA.dump(view(checkout)))
 
-        if db.is_postgresql:  # the usual create: one statement (see services.create_at_once)
+        if db.is_postgresql:  # the usual create: one statement (see at_once.py)
             checkout = services.new_checkout(merchant, data, request_id=g.request_id, now=now)
             created = respond_created(checkout)
-            if services.create_at_once(db, checkout, key, request_fingerprint, created):
+            if at_once.create_at_once(db, checkout, key, request_fingerprint, created):
                 return _respond(created)
 
         def handler(tx: Tx) -> StoredResponse:

@@ -10,7 +10,7 @@ answer commit together or not at all: an error (or a crash) rolls both back, not
 behind, and a retry runs again. The unique index on (merchant_id, key) stays as the backstop.
 
 On PostgreSQL the usual checkout create does all of this in one statement instead
-(checkouts.services.create_at_once: the lock, both checks and both inserts, one round trip)
+(checkouts.at_once.create_at_once: the lock, both checks and both inserts, one round trip)
 and comes here only when something is unusual: a stored answer, a live checkout, a race.
 """
 

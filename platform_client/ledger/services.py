@@ -88,9 +88,9 @@ class Ledger:
         self.config = config
         self.clock = clock
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        # PostgreSQL: one-statement units of work run outside a transaction block, straight
+        # PostgreSQL (psycopg 3): one-statement units of work run outside a transaction block, straight
         # on a pooled connection (single.py): no BEGIN and COMMIT round trips.
-        self._postgresql = single_statements_supported(engine)
+        self._at_once = single_statements_supported(engine)
 
     def start_registration(
         self,
@@ -135,7 +135,7 @@ class Ledger:
             ) from exc
         stored = {"reservation_id": hold.reservation_id, "checkout_id": checkout.checkout_id,
                   "checkout_url": checkout.checkout_url}  # fmt: skip
-        if self._postgresql:
+        if self._at_once:
             _STORE_CHECKOUT_AT_ONCE.execute(self.engine, {**stored, "updated_at": utcnow()})
         else:
             with self.engine.begin() as connection:  # one Core UPDATE: no Session needed
@@ -147,7 +147,7 @@ class Ledger:
         )
 
     def _take_seat(self, request: SeatRequest) -> SeatTaken:
-        if self._postgresql:  # the usual paid start: one statement (see hold_seat_at_once)
+        if self._at_once:  # the usual paid start: one statement (see hold_seat_at_once)
             hold = hold_seat_at_once(
                 self.engine, request, provider=self.config.provider, now=self.clock(),
                 ttl=self.config.reservation_ttl,
@@ -262,7 +262,7 @@ class Ledger:
     def tier(self, event_id: str, tier_id: str) -> TierView | None:
         """One tier of the event (with the event's name), or None: what a registration form
         needs, in one query."""
-        if self._postgresql:
+        if self._at_once:
             return tier_view_at_once(self.engine, event_id, tier_id, self.clock())
         with self.engine.connect() as connection:
             return tier_view(connection, event_id, tier_id, self.clock())

@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from payment_service.db import Database, refuse_dead_connection
 from payment_service.rawsql import Statement, transaction
+from tests.descriptors import descriptors_above_1024
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -74,24 +75,16 @@ def test_a_live_idle_connection_is_reused_not_replaced(database_url):
 
 def test_connections_on_descriptors_above_1024_are_checked_too(database_url, tmp_path):
     """select.select refuses descriptors >= 1024; a busy process has sockets up there."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 1200:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
-    filler = [open(tmp_path / "filler", "w") for _ in range(1100)]  # noqa: SIM115
     db = Database(database_url, pool_size=1)
     try:
-        with transaction(db) as tx:
-            first = tx.first(_BACKEND_PID)
-            assert tx._dbapi_connection.fileno() >= 1024
-        with transaction(db) as tx:  # checked out again through the check: reused
-            assert tx.first(_BACKEND_PID) == first
-        _terminate(database_url, {first[0]})
-        with transaction(db) as tx:  # and a dead one up there is still replaced
-            assert tx.first(_BACKEND_PID) != first
+        with descriptors_above_1024(tmp_path):
+            with transaction(db) as tx:
+                first = tx.first(_BACKEND_PID)
+                assert tx._dbapi_connection.fileno() >= 1024
+            with transaction(db) as tx:  # checked out again through the check: reused
+                assert tx.first(_BACKEND_PID) == first
+            _terminate(database_url, {first[0]})
+            with transaction(db) as tx:  # and a dead one up there is still replaced
+                assert tx.first(_BACKEND_PID) != first
     finally:
         db.dispose()
-        for handle in filler:
-            handle.close()
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

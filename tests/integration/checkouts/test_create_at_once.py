@@ -1,10 +1,10 @@
 """PostgreSQL's usual create: the checkout and its key's stored answer in one statement
-(services.create_at_once), and every unusual case handed back to the general path unchanged."""
+(at_once.create_at_once), and every unusual case handed back to the general path unchanged."""
 
 import pytest
 from sqlalchemy import func, select, text
 
-from payment_service.checkouts import services
+from payment_service.checkouts import at_once, services
 from payment_service.checkouts.models import Checkout
 from payment_service.db import utcnow
 from payment_service.errors import IdempotencyKeyInUse
@@ -42,7 +42,7 @@ def rows(db):
 
 def test_a_new_key_and_reservation_store_both_rows(db, new):
     checkout = new()
-    assert services.create_at_once(db, checkout, "k1", "f" * 64, ANSWER) is True
+    assert at_once.create_at_once(db, checkout, "k1", "f" * 64, ANSWER) is True
     assert rows(db) == ([checkout.id], [("k1", ANSWER.body)])
     with db.transaction() as session:
         stored = session.get(Checkout, checkout.id)
@@ -52,16 +52,16 @@ def test_a_new_key_and_reservation_store_both_rows(db, new):
 
 def test_a_key_with_an_answer_changes_nothing(db, new):
     first = new()
-    services.create_at_once(db, first, "k1", "f" * 64, ANSWER)
+    at_once.create_at_once(db, first, "k1", "f" * 64, ANSWER)
     before = rows(db)
-    assert services.create_at_once(db, new("res_2"), "k1", "f" * 64, ANSWER) is False
+    assert at_once.create_at_once(db, new("res_2"), "k1", "f" * 64, ANSWER) is False
     assert rows(db) == before
 
 
 def test_a_reservation_with_a_live_checkout_changes_nothing(db, new):
-    services.create_at_once(db, new(), "k1", "f" * 64, ANSWER)
+    at_once.create_at_once(db, new(), "k1", "f" * 64, ANSWER)
     before = rows(db)
-    assert services.create_at_once(db, new(), "k2", "f" * 64, ANSWER) is False
+    assert at_once.create_at_once(db, new(), "k2", "f" * 64, ANSWER) is False
     assert rows(db) == before
 
 
@@ -71,7 +71,7 @@ def test_a_key_held_by_another_request_is_in_use(db, new, merchant):
             text("SELECT pg_advisory_lock(:id)"), {"id": lock_id(merchant.merchant_id, "k1")}
         )
         with pytest.raises(IdempotencyKeyInUse):
-            services.create_at_once(db, new(), "k1", "f" * 64, ANSWER)
+            at_once.create_at_once(db, new(), "k1", "f" * 64, ANSWER)
         other.execute(text("SELECT pg_advisory_unlock_all()"))
         other.commit()
     with db.transaction() as session:
@@ -79,7 +79,7 @@ def test_a_key_held_by_another_request_is_in_use(db, new, merchant):
 
 
 def test_the_pooled_connection_goes_back_in_transactions_mode(db, new):
-    services.create_at_once(db, new(), "k1", "f" * 64, ANSWER)
+    at_once.create_at_once(db, new(), "k1", "f" * 64, ANSWER)
     assert db.engine.pool.checkedin() == 1  # the one it used is the one checked out below
     with db.engine.connect() as connection:
         assert connection.connection.dbapi_connection.autocommit is False

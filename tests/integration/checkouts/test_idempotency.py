@@ -126,9 +126,10 @@ def test_a_request_that_dies_mid_way_leaves_nothing_behind(create, db, monkeypat
     inserting its checkout (as a process dying there would) leaves neither, so a retry runs.
     This is the general path; on PostgreSQL the usual create is one statement, which has no
     "mid-way" (see the next test)."""
+    from payment_service.checkouts import at_once
     from payment_service.checkouts import services as checkout_services
 
-    monkeypatch.setattr(checkout_services, "create_at_once", lambda *args, **kwargs: False)
+    monkeypatch.setattr(at_once, "create_at_once", lambda *args, **kwargs: False)
     original = checkout_services.create_checkout
 
     def dies_after_the_insert(*args, **kwargs):

@@ -6,7 +6,7 @@ from collections import Counter
 
 from sqlalchemy import func, select
 
-from payment_service.checkouts import resources
+from payment_service.checkouts import at_once, resources
 from payment_service.checkouts import services as checkout_services
 from payment_service.checkouts.models import Checkout
 from payment_service.idempotency.services import run_idempotent
@@ -39,7 +39,7 @@ def post_all(app, merchant, *, same_key: bool):
 def widen_the_window(monkeypatch, db):
     """Controls on PostgreSQL: 50 ms between a request's checks and its commit, so that the
     harness races however fast a request is. The usual create is one statement
-    (services.create_at_once): it sleeps inside, between its snapshot and its end; the general
+    (at_once.create_at_once): it sleeps inside, between its snapshot and its end; the general
     path sleeps after its insert. (SQLite's single writer runs one at a time.)"""
     if not db.is_postgresql:
         return
@@ -51,11 +51,10 @@ def widen_the_window(monkeypatch, db):
         return checkout
 
     slow_statements = {
-        lock: Statement(checkout_services._create_at_once(lock, pause=0.05))
-        for lock in (True, False)
+        lock: Statement(at_once._create_at_once(lock, pause=0.05)) for lock in (True, False)
     }
     monkeypatch.setattr(checkout_services, "create_checkout", slow_create)
-    monkeypatch.setattr(checkout_services, "_CREATE_AT_ONCE", slow_statements)
+    monkeypatch.setattr(at_once, "_CREATE_AT_ONCE", slow_statements)
 
 
 def checkouts(db):
@@ -87,9 +86,9 @@ def test_control_without_the_key_guard_the_same_harness_runs_the_request_many_ti
     that lock is SQLite's guard."""
     monkeypatch.setattr(resources, "run_idempotent", functools.partial(run_idempotent, lock=False))
     monkeypatch.setattr(
-        checkout_services,
+        at_once,
         "create_at_once",
-        functools.partial(checkout_services.create_at_once, lock=False),
+        functools.partial(at_once.create_at_once, lock=False),
     )
     widen_the_window(monkeypatch, db)
     clear = ["idempotency_keys", "checkouts"]

@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from platform_client.ledger import ledger_engine
 from platform_client.ledger.engine import _refuse_dead_connection
+from tests.descriptors import descriptors_above_1024
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -92,20 +93,12 @@ def test_a_single_statement_commits_by_itself_and_raises_sqlalchemy_errors(ledge
 
 
 def test_connections_on_descriptors_above_1024_are_checked_too(ledger_database_url, tmp_path):
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 1200:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
-    filler = [open(tmp_path / "filler", "w") for _ in range(1100)]  # noqa: SIM115
     engine = ledger_engine(ledger_database_url, pool_size=1)
     try:
-        with engine.connect() as connection:
-            assert connection.connection.driver_connection.fileno() >= 1024
-        with engine.connect() as connection:  # through the check again: no ValueError
-            assert connection.execute(text("SELECT 1")).scalar_one() == 1
+        with descriptors_above_1024(tmp_path):
+            with engine.connect() as connection:
+                assert connection.connection.driver_connection.fileno() >= 1024
+            with engine.connect() as connection:  # through the check again: no ValueError
+                assert connection.execute(text("SELECT 1")).scalar_one() == 1
     finally:
         engine.dispose()
-        for handle in filler:
-            handle.close()
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
