@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from platform_client.client import PaymentServiceClient
 from platform_client.demo import catalog, pages, status
+from platform_client.demo.sessions import CachedSerializerSessionInterface
 from platform_client.demo.settings import DemoSettings
 from platform_client.demo.state import EXTENSION, Demo, current_demo, demo_of
 from platform_client.demo.sweeper import Sweeper
@@ -53,6 +54,7 @@ def create_app(
     sweeper = Sweeper(ledger, every=sweep_every).start() if sweep_every > 0 else None
 
     app = Flask(__name__)
+    app.session_interface = CachedSerializerSessionInterface()
     app.config.update(
         SECRET_KEY=settings.secret_key,
         # Cookies are per host, not per port: keep clear of anything else on 127.0.0.1.
