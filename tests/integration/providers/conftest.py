@@ -23,7 +23,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from payment_service.providers.base import SessionRequest
+from payment_service.providers.base import ProviderPayment, SessionRequest
 from payment_service.providers.sandbox import SandboxProvider, sandbox_base_url
 from payment_service.sandbox_psp import SandboxConfig, close_sandbox_app, create_sandbox_app
 from tests.receivers import Receiver, serving_receiver
@@ -185,3 +185,15 @@ def scripted() -> Iterator[Scripted]:
     with serving(state) as url:
         state.url = url
         yield state
+
+
+NewRequest = Callable[..., SessionRequest]
+
+
+def paid_payment(provider: SandboxProvider, new_request: NewRequest) -> ProviderPayment:
+    """A payment the buyer completed on a new session of the real sandbox."""
+    session = provider.create_session(new_request())
+    buyer_pays(session.redirect_url)
+    payment = provider.retrieve_session(session.session_id).last_payment
+    assert payment is not None
+    return payment
