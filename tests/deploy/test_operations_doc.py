@@ -17,8 +17,9 @@ import pytest
 
 from shared_contracts.signing import verify
 from tests.deploy.sources import ROOT
+from tests.e2e.buyer import Buyer
 from tests.e2e.processes import BIN
-from tests.e2e.stack import Buyer, Stack
+from tests.e2e.stack import Stack
 from tests.receivers import serving_receiver
 
 pytestmark = pytest.mark.e2e

@@ -10,8 +10,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from tests.e2e.buyer import Buyer, Page
 from tests.e2e.platform_stack import SEED_EVENT, PlatformStack
-from tests.e2e.stack import Buyer, Page, StackError
+from tests.e2e.stack import StackError
 
 _RESERVATION_PATH = re.compile(r"/reservations/(res_[A-Za-z0-9_-]+)")
 

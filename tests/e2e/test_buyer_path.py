@@ -15,7 +15,8 @@ from sqlalchemy import text
 from payment_service.db import Base, Database
 from payment_service.models import import_all_models
 from shared_contracts.signing import verify_redirect
-from tests.e2e.stack import Buyer, Redirect, Stack
+from tests.e2e.buyer import Buyer, Redirect
+from tests.e2e.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

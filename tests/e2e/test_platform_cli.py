@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from platform_client.ledger import Reservation, ReservationStatus, Tier, ledger_engine
+from tests.e2e.buyer import Page
 from tests.e2e.platform_stack import FREE_TIER, KRW_TIER, SEED_EVENT, platform_database
 from tests.e2e.processes import Server, free_port
-from tests.e2e.stack import Page
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.buyer import Redirect
 from tests.e2e.platform_buyer import PlatformBuyer, checkout_id_of
 from tests.e2e.platform_stack import PlatformStack, running_platform
-from tests.e2e.stack import Redirect
 
 pytestmark = pytest.mark.e2e
 

@@ -20,8 +20,8 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
+from tests.e2e.buyer import Page
 from tests.e2e.processes import free_port
-from tests.e2e.stack import Page
 
 pytestmark = pytest.mark.e2e
 

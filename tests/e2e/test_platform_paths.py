@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 import pytest
 
 from shared_contracts.signing import sign_redirect
+from tests.e2e.buyer import Page, Redirect
 from tests.e2e.platform_buyer import PlatformBuyer, checkout_id_of
 from tests.e2e.platform_stack import FREE_TIER, KRW_TIER, PlatformStack, running_platform
-from tests.e2e.stack import Page, Redirect
 
 pytestmark = pytest.mark.e2e
 
