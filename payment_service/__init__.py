@@ -37,16 +37,27 @@ class PaymentFlask(Flask):
         return func
 
     def refuse_coroutines(self) -> None:
-        """Raise TypeError if a view or hook is a coroutine function: ensure_sync would not
-        run it."""
-        hooks = [
-            *self.view_functions.values(),
-            *(f for funcs in self.before_request_funcs.values() for f in funcs),
-            *(f for funcs in self.after_request_funcs.values() for f in funcs),
-            *(f for funcs in self.teardown_request_funcs.values() for f in funcs),
+        """Raise TypeError if a view (a MethodView's methods too), hook or error handler is a
+        coroutine function: ensure_sync would not run it."""
+        registries = (
+            self.before_request_funcs, self.after_request_funcs, self.teardown_request_funcs,
+            self.url_value_preprocessors, self.template_context_processors,
+        )  # fmt: skip
+        hooks = [f for registry in registries for funcs in registry.values() for f in funcs]
+        hooks += self.teardown_appcontext_funcs
+        hooks += [
+            handler
+            for by_code in self.error_handler_spec.values()  # scope -> code -> class -> handler
+            for by_class in by_code.values()
+            for handler in by_class.values()
         ]
+        for view in self.view_functions.values():
+            hooks.append(view)
+            view_class = getattr(view, "view_class", None)  # a MethodView: its methods run
+            for method in getattr(view_class, "methods", None) or ():
+                hooks.append(getattr(view_class, method.lower(), None))
         for func in hooks:
-            if inspect.iscoroutinefunction(inspect.unwrap(func)):
+            if func is not None and inspect.iscoroutinefunction(inspect.unwrap(func)):
                 raise TypeError(f"{func!r} is a coroutine function; this app runs none")
 
 

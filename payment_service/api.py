@@ -7,7 +7,9 @@ from typing import Any
 import flask_smorest
 from apispec import APISpec, BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Flask
+from flask import Flask, Request
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from payment_service import errors
 from shared_contracts.errors import ErrorEnvelopeSchema
@@ -33,6 +35,24 @@ API_SPEC = {
         },
     },
 }
+
+
+class _Parser(FlaskParser):
+    """webargs' Flask parser, taking the JSON body from Flask's cache: guards.check_body has
+    parsed it already, and webargs would parse the raw bytes a second time."""
+
+    def _raw_load_json(self, req: Request) -> Any:
+        if not is_json_request(req):
+            return core.missing
+        body = req.get_json(silent=True, cache=True)
+        # None: not JSON after all (or a JSON null); webargs parses and reports it as before.
+        return body if body is not None else super()._raw_load_json(req)
+
+
+class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
+    """The Blueprint of every API resource module: arguments parsed by `_Parser`."""
+
+    ARGUMENTS_PARSER = _Parser()
 
 
 class ErrorEnvelopePlugin(BasePlugin):  # type: ignore[misc]

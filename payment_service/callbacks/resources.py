@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from payment_service.api import Blueprint
 from payment_service.callbacks import operations
 from payment_service.errors import InvalidState, NotFound
 from payment_service.merchants.auth import current_merchant

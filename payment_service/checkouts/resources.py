@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import Response, current_app, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from payment_service.api import Blueprint
 from payment_service.checkouts import at_once, services
 from payment_service.checkouts.models import Checkout
 from payment_service.checkouts.tokens import checkout_url
@@ -146,18 +146,18 @@ class TicketCheckouts(MethodView):
         db = current_app.extensions["payment_db"]
         request_fingerprint = fingerprint(request.method, request.path, request.get_json())
 
-        def respond_created(checkout: Checkout) -> StoredResponse:
-            return _json(201, CHECKOUT_SCHEMA.dump(view(checkout)))
-
-        if db.is_postgresql:  # the usual create: one statement (see at_once.py)
-            checkout = services.new_checkout(merchant, data, request_id=g.request_id, now=now)
-            created = respond_created(checkout)
-            if at_once.create_at_once(db, checkout, key, request_fingerprint, created):
-                return _respond(created)
+        checkout = services.new_checkout(merchant, data, request_id=g.request_id, now=now)
+        created = _json(201, CHECKOUT_SCHEMA.dump(view(checkout)))
+        # The usual create on PostgreSQL: one statement (see at_once.py). When it changes
+        # nothing, the general path below inserts the same checkout and answers the same.
+        if db.is_postgresql and at_once.create_at_once(
+            db, checkout, key, request_fingerprint, created
+        ):
+            return _respond(created)
 
         def handler(tx: Tx) -> StoredResponse:
-            checkout = services.new_checkout(merchant, data, request_id=g.request_id, now=now)
-            return respond_created(services.create_checkout(tx, checkout))
+            services.create_checkout(tx, checkout)
+            return created
 
         stored, replayed = run_idempotent(db, merchant.id, key, request_fingerprint, handler)
         return _respond(stored, replayed)

@@ -7,8 +7,8 @@ from typing import Any
 import structlog
 from flask import current_app, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from payment_service.api import Blueprint
 from payment_service.errors import InvalidSignature, NotFound
 from payment_service.payments.services import record_provider_event
 from payment_service.providers.base import WebhookRejected

@@ -57,11 +57,13 @@ SWEEP_BATCH = 500
 _STORE_CHECKOUT = (
     update(Reservation)
     .where(Reservation.id == bindparam("reservation_id"), Reservation.checkout_url.is_(None))
-    .values(checkout_id=bindparam("checkout_id"), checkout_url=bindparam("checkout_url"))
+    .values(
+        checkout_id=bindparam("checkout_id"),
+        checkout_url=bindparam("checkout_url"),
+        updated_at=bindparam("updated_at"),  # bound: SingleStatement runs no onupdate defaults
+    )
 )
-_STORE_CHECKOUT_AT_ONCE = SingleStatement(
-    _STORE_CHECKOUT.values(updated_at=bindparam("updated_at"))
-)
+_STORE_CHECKOUT_AT_ONCE = SingleStatement(_STORE_CHECKOUT)
 _RELEASING: Mapping[type[CallbackEvent], ReservationStatus] = {
     TicketPaymentExpired: ReservationStatus.EXPIRED,
     TicketPaymentCanceled: ReservationStatus.CANCELED,
@@ -134,9 +136,9 @@ class Ledger:
                 "the payment service did not create the checkout", exc
             ) from exc
         stored = {"reservation_id": hold.reservation_id, "checkout_id": checkout.checkout_id,
-                  "checkout_url": checkout.checkout_url}  # fmt: skip
+                  "checkout_url": checkout.checkout_url, "updated_at": utcnow()}  # fmt: skip
         if self._at_once:
-            _STORE_CHECKOUT_AT_ONCE.execute(self.engine, {**stored, "updated_at": utcnow()})
+            _STORE_CHECKOUT_AT_ONCE.execute(self.engine, stored)
         else:
             with self.engine.begin() as connection:  # one Core UPDATE: no Session needed
                 connection.execute(_STORE_CHECKOUT, stored)

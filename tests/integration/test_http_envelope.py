@@ -126,3 +126,28 @@ def test_a_coroutine_view_is_refused_when_checked(app):
     app.add_url_rule("/async-probe", "async_probe", later)
     with pytest.raises(TypeError, match="coroutine"):
         app.refuse_coroutines()
+
+
+def test_a_coroutine_method_of_a_method_view_is_refused_when_checked(app):
+    from flask.views import MethodView
+
+    class Probe(MethodView):
+        async def post(self) -> str:
+            return "never run"
+
+    app.add_url_rule("/async-method-probe", view_func=Probe.as_view("async_method_probe"))
+    with pytest.raises(TypeError, match="coroutine"):
+        app.refuse_coroutines()
+
+
+def test_a_coroutine_error_handler_is_refused_when_checked(app):
+    async def handler(exc: Exception) -> str:
+        return "never run"
+
+    app.register_error_handler(418, handler)
+    with pytest.raises(TypeError, match="coroutine"):
+        app.refuse_coroutines()
+
+
+def test_the_app_as_built_has_no_coroutine(app):
+    app.refuse_coroutines()  # create_app ran it too; the registries it walks are all real
