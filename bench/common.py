@@ -171,6 +171,18 @@ class LoadResult:
         ordered = sorted(self.latencies_ms)
         return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] if ordered else math.nan
 
+    @classmethod
+    def combine(cls, parts: Sequence["LoadResult"]) -> "LoadResult":
+        """One result of several runs at the same concurrency: their requests and their time."""
+        whole = cls(parts[0].concurrency)
+        for part in parts:
+            whole.seconds += part.seconds
+            whole.latencies_ms += part.latencies_ms
+            whole.errors.update(part.errors)
+            for status, body in part.error_samples.items():
+                whole.error_samples.setdefault(status, body)
+        return whole
+
     def describe_errors(self) -> str:
         counts = ", ".join(f"{status} x{n}" for status, n in self.errors.most_common())
         samples = "".join(f"\n    {s}: {body}" for s, body in self.error_samples.items())

@@ -71,15 +71,17 @@ class CpuMeter:
         self.used: dict[str, float] = {}
 
     def run(self, work: Callable[[], T]) -> T:
-        before = {name: sum(map(process_cpu, pids)) for name, pids in self.groups.items()}
+        before = {pid: process_cpu(pid) for pids in self.groups.values() for pid in pids}
         backends = {
             label: {pid: process_cpu(pid) for pid in backend_pids(url)}
             for label, url in self.databases.items()
         }
         generator = self_cpu()
         result = work()
+        # A process that exited during the run counts 0, not minus what it had used before.
         self.used = {
-            name: sum(map(process_cpu, pids)) - before[name] for name, pids in self.groups.items()
+            name: sum(max(0.0, process_cpu(pid) - before[pid]) for pid in pids)
+            for name, pids in self.groups.items()
         }
         for label, url in self.databases.items():
             self.used[label] = sum(
@@ -89,6 +91,11 @@ class CpuMeter:
         return result
 
     def per_request_ms(self, requests: int) -> dict[str, float]:
-        """CPU milliseconds per request by group, and their total."""
-        shares = {name: round(s / requests * 1000, 2) for name, s in self.used.items()}
-        return {**shares, "total": round(sum(self.used.values()) / requests * 1000, 2)}
+        """CPU milliseconds per request by group, and their total, of the last run."""
+        return per_request_ms(self.used, requests)
+
+
+def per_request_ms(used: Mapping[str, float], requests: int) -> dict[str, float]:
+    """CPU milliseconds per request by group, and their total, of `used` CPU seconds."""
+    shares = {name: round(s / requests * 1000, 2) for name, s in used.items()}
+    return {**shares, "total": round(sum(used.values()) / requests * 1000, 2)}

@@ -40,6 +40,7 @@ class Platform:
     service: common.Server
     databases: tuple[str, str]  # the service's, the platform's
     engine: Engine  # on the platform's database, for tiers and checks
+    platform_env: dict[str, str]  # the platform's PLATFORM_* settings, for an in-process copy
 
 
 def start_baseline(stack: ExitStack) -> Baseline:
@@ -93,8 +94,9 @@ def start_platform(stack: ExitStack) -> Platform:
     print(f"service: gunicorn ready at {service.base_url} ({service.log_path})")
     print(f"platform: gunicorn ready at {platform.base_url} ({platform.log_path})")
     return Platform(
-        platform.base_url, service.base_url, platform, service, (service_db, platform_db), engine
-    )
+        platform.base_url, service.base_url, platform, service, (service_db, platform_db), engine,
+        platform_env,
+    )  # fmt: skip
 
 
 def add_tier(p: Platform, capacity: int) -> str:
