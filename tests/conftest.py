@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 
 from payment_service import close_app, create_app
@@ -150,3 +151,31 @@ def client(app):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def cut_next_checkout(database_url: str) -> Iterator[Callable[[Engine], None]]:
+    """Arm an engine so the next connection it checks out dies after the pool's checkout check
+    has passed it: what happens when pg_terminate_backend (or a restart) lands between the
+    check and the statement. The backend is gone before the statement is sent."""
+    armed: list[bool] = []
+
+    def cut(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if not armed:
+            return
+        armed.pop()
+        with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as admin:
+            pid = dbapi_connection.info.backend_pid
+            assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone()[0]
+
+    engines: list[Engine] = []
+
+    def arm(engine: Engine) -> None:
+        engines.append(engine)
+        event.listen(engine, "checkout", cut)  # after refuse_dead_connection, which passes it
+        armed.append(True)
+
+    yield arm
+    assert not armed, "the armed checkout never happened"
+    for engine in engines:
+        event.remove(engine, "checkout", cut)

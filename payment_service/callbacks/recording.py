@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import Integer, String, bindparam, func, insert, literal_column, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from payment_service import rawsql
@@ -259,10 +260,19 @@ class GroupRecorder:
         return mine.outcome
 
     @staticmethod
-    def _write(db: Database, batch: list[_Waiting]) -> None:
+    def _write(db: Database, batch: list[_Waiting], *, reconnected: bool = False) -> None:
         try:
             outcomes = record_results(db, [w.attempted for w in batch])
         except Exception as exc:
+            if not reconnected and isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                # The connection died (a restart, pg_terminate_backend): write the same batch
+                # once more on a fresh one, rather than leave its leases to run out and its
+                # callbacks to be sent again. Safe even if the first COMMIT got through: each
+                # UPDATE requires the lease and attempt count it would change, so a repeat
+                # writes nothing (that attempt's outcome is then None, as for a lost lease).
+                log.warning("callback.record_reconnected", error=type(exc.orig).__name__)
+                GroupRecorder._write(db, batch, reconnected=True)
+                return
             if len(batch) == 1:
                 batch[0].error, batch[0].done = exc, True
                 return

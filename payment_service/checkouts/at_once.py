@@ -8,8 +8,9 @@ is left to the general path.
 
 from __future__ import annotations
 
+import structlog
 from sqlalchemy import BigInteger, TextClause, bindparam, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from payment_service import rawsql
 from payment_service.checkouts.models import LIVE_STATUSES, Checkout
@@ -20,6 +21,7 @@ from payment_service.idempotency.models import COMPLETED, IdempotencyRecord
 from payment_service.idempotency.services import StoredResponse, lock_id
 from payment_service.rawsql import Statement
 
+log = structlog.get_logger(__name__)
 _CHECKOUTS = Checkout.__table__
 _RECORDS = IdempotencyRecord.__table__
 _RECORD_COLUMNS = (
@@ -112,6 +114,16 @@ def create_at_once(
             row = tx.first(_CREATE_AT_ONCE[lock], values)
     except IntegrityError:
         return False  # a concurrent answer under this key: the statement changed nothing
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        # The connection died under the statement: the server was terminating it while the
+        # pool's checkout check still saw it idle (pg_terminate_backend, a restart). Whether
+        # the statement committed is unknown, and need not be: the general path, on a fresh
+        # connection, creates the checkout if it did not, and replays its stored answer if
+        # it did. The caller gets its checkout either way, never a 500.
+        log.warning("checkout.create_at_once_disconnected", error=type(exc.orig).__name__)
+        return False
     assert row is not None
     taken, answers = row
     if not taken:

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from payment_service.callbacks.dispatcher import claim_due
 from payment_service.callbacks.models import Delivery, DeliveryAttempt
-from payment_service.callbacks.recording import Attempted, GroupRecorder
+from payment_service.callbacks.recording import Attempted, GroupRecorder, record_results
 from payment_service.callbacks.sender import AttemptResult
 from payment_service.db import utcnow
 from tests.integration.callbacks.conftest import add_checkout, add_event
@@ -128,3 +128,39 @@ def test_an_attempt_recorded_after_its_lease_was_taken_is_not_written(
     outcome = GroupRecorder().record(db, Attempted(claim, _result(200), SCHEDULE))
     assert outcome == (None if lease_lost else "delivered")
     assert len(attempts_of(db, claim.delivery_id)) == (0 if lease_lost else 1)
+
+
+# pg_terminate_backend is PostgreSQL's; SQLite has no server connection to cut.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_attempt_whose_connection_is_cut_is_written_on_a_fresh_one(
+    db, receiver, platform, cut_next_checkout
+):
+    [claim] = _claims(db, platform, receiver, 1)
+    cut_next_checkout(db.engine)
+    outcome = GroupRecorder().record(db, Attempted(claim, _result(200), SCHEDULE))
+    assert outcome == "delivered"
+    assert [a.worker_id for a in attempts_of(db, claim.delivery_id)] == ["w1"]
+    with db.transaction() as session:
+        delivery = session.get(Delivery, claim.delivery_id)
+        assert (delivery.status, delivery.lease_owner) == ("delivered", None)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_control_a_cut_connection_fails_the_write_itself(db, receiver, platform, cut_next_checkout):
+    """The harness does cut the connection the write uses: without the recorder's second try
+    the attempt is not written, and its lease would have to run out."""
+    [claim] = _claims(db, platform, receiver, 1)
+    cut_next_checkout(db.engine)
+    with pytest.raises(OperationalError) as failed:
+        record_results(db, [Attempted(claim, _result(200), SCHEDULE)])
+    assert failed.value.connection_invalidated
+    assert attempts_of(db, claim.delivery_id) == []
+
+
+def test_writing_an_attempt_again_after_it_was_committed_writes_nothing(db, receiver, platform):
+    """Why the second try is safe when the first COMMIT did reach the server."""
+    [claim] = _claims(db, platform, receiver, 1)
+    attempted = Attempted(claim, _result(200), SCHEDULE)
+    assert record_results(db, [attempted]) == ["delivered"]
+    assert record_results(db, [attempted]) == [None]
+    assert len(attempts_of(db, claim.delivery_id)) == 1

@@ -3,7 +3,9 @@
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
+from payment_service import rawsql
 from payment_service.checkouts import at_once, services
 from payment_service.checkouts.models import Checkout
 from payment_service.db import utcnow
@@ -11,6 +13,7 @@ from payment_service.errors import IdempotencyKeyInUse
 from payment_service.idempotency.models import IdempotencyRecord
 from payment_service.idempotency.services import StoredResponse, lock_id
 from payment_service.merchants.models import Merchant
+from payment_service.rawsql import Statement
 from shared_contracts.checkouts import CreateCheckoutSchema
 from tests.factories import checkout_payload
 
@@ -83,3 +86,40 @@ def test_the_pooled_connection_goes_back_in_transactions_mode(db, new):
     assert db.engine.pool.checkedin() == 1  # the one it used is the one checked out below
     with db.engine.connect() as connection:
         assert connection.connection.dbapi_connection.autocommit is False
+
+
+def test_control_a_connection_cut_after_the_check_fails_the_statement(db, cut_next_checkout):
+    """The harness does produce the race: the one statement fails on the cut connection."""
+    cut_next_checkout(db.engine)
+    with pytest.raises(OperationalError) as failed, rawsql.single_statements(db) as tx:
+        tx.first(Statement(text("SELECT 1")))
+    assert failed.value.connection_invalidated
+
+
+def test_a_connection_cut_under_the_statement_leaves_it_to_the_general_path(
+    db, new, cut_next_checkout
+):
+    cut_next_checkout(db.engine)
+    assert at_once.create_at_once(db, new(), "k1", "f" * 64, ANSWER) is False
+    assert rows(db) == ([], [])  # nothing went in; the next checkout got a live connection
+
+
+def test_a_create_whose_connection_is_cut_still_answers_201(
+    app, client, merchant, cut_next_checkout
+):
+    """Through the API: the one-statement create fails on the cut connection and the general
+    path creates the checkout on a fresh one. Without the fallback this request was a 500."""
+    payload = checkout_payload("res_cut")
+    headers = {**merchant.auth, "Idempotency-Key": "k-cut"}
+    warm = client.get("/v1/ticket-checkouts?reservationId=res_cut", headers=merchant.auth)
+    assert (
+        warm.status_code == 200
+    )  # the merchant is cached: the create's first checkout is at_once's
+    app_db = app.extensions["payment_db"]
+    cut_next_checkout(app_db.engine)
+    created = client.post("/v1/ticket-checkouts", json=payload, headers=headers)
+    assert created.status_code == 201, created.get_json()
+    assert "Idempotent-Replayed" not in created.headers
+    assert rows(app_db)[0] == [created.get_json()["checkoutId"]]
+    replay = client.post("/v1/ticket-checkouts", json=payload, headers=headers)
+    assert replay.data == created.data and replay.headers["Idempotent-Replayed"] == "true"
