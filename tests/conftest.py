@@ -154,28 +154,34 @@ def repo_root() -> Path:
 
 
 @pytest.fixture
-def cut_next_checkout(database_url: str) -> Iterator[Callable[[Engine], None]]:
-    """Arm an engine so the next connection it checks out dies after the pool's checkout check
-    has passed it: what happens when pg_terminate_backend (or a restart) lands between the
-    check and the statement. The backend is gone before the statement is sent."""
-    armed: list[bool] = []
+def cut_next_checkout() -> Iterator[Callable[..., None]]:
+    """Arm an engine so a connection it checks out (the next, or the one after `skip` others)
+    dies after the pool's checkout check has passed it: what happens when pg_terminate_backend
+    (or a restart) lands between the check and the statement. The backend is gone before the
+    statement is sent. PostgreSQL only."""
+    countdown: list[int] = []
 
     def cut(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        if not armed:
+        if not countdown:
             return
-        armed.pop()
-        with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as admin:
+        if countdown[0] > 0:
+            countdown[0] -= 1
+            return
+        countdown.clear()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             pid = dbapi_connection.info.backend_pid
-            assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone()[0]
+            killed = admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone()
+            assert killed == (True,)
 
     engines: list[Engine] = []
 
-    def arm(engine: Engine) -> None:
-        engines.append(engine)
-        event.listen(engine, "checkout", cut)  # after refuse_dead_connection, which passes it
-        armed.append(True)
+    def arm(engine: Engine, *, skip: int = 0) -> None:
+        if engine not in engines:
+            engines.append(engine)
+            event.listen(engine, "checkout", cut)  # after refuse_dead_connection: it passed
+        countdown[:] = [skip]
 
     yield arm
-    assert not armed, "the armed checkout never happened"
+    assert not countdown, "the armed checkout never happened"
     for engine in engines:
         event.remove(engine, "checkout", cut)

@@ -7,6 +7,7 @@ ledger's own transactions never deadlock each other.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +30,8 @@ from platform_client.ledger.models import (
 from platform_client.ledger.rows import lock_tier, seat_state, set_taken
 from platform_client.ledger.single import SingleStatement
 from platform_client.ledger.views import in_sale_window
+
+log = logging.getLogger(__name__)
 
 _INSERT_HOLD = insert(Reservation)  # built once
 MAX_ORDER_NAME = 200  # the payment service's limit on orderName
@@ -273,6 +276,14 @@ def hold_seat_at_once(
     except IntegrityError:  # the same user's concurrent hold won the partial unique index
         return None
     except OperationalError as exc:
+        if exc.connection_invalidated:
+            # The connection died under the statement (a restart, pg_terminate_backend) after
+            # the pool's checkout check passed it. Whether the hold went in is unknown, and
+            # need not be: the general path, on a fresh connection, takes the seat, or finds
+            # this user's hold if it did go in and hands it back.
+            extra = {"error": type(exc.orig).__name__}
+            log.warning("ledger.hold_at_once_disconnected", extra=extra)
+            return None
         # A deadlock: this statement locks the tier and then meets the index entry of the same
         # user's concurrent hold, against the documented order (reservation, then tier), if
         # a release of that hold runs in that instant. PostgreSQL undid it; the general path

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from sqlalchemy import Engine, bindparam, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from platform_client.callbacks import (
@@ -135,18 +135,33 @@ class Ledger:
             raise CheckoutUnavailable(
                 "the payment service did not create the checkout", exc
             ) from exc
-        stored = {"reservation_id": hold.reservation_id, "checkout_id": checkout.checkout_id,
-                  "checkout_url": checkout.checkout_url, "updated_at": utcnow()}  # fmt: skip
-        if self._at_once:
-            _STORE_CHECKOUT_AT_ONCE.execute(self.engine, stored)
-        else:
-            with self.engine.begin() as connection:  # one Core UPDATE: no Session needed
-                connection.execute(_STORE_CHECKOUT, stored)
+        self._store_checkout(hold.reservation_id, checkout.checkout_id, checkout.checkout_url)
         message = "ledger.hold_repeated" if seat.existing else "ledger.hold_created"
         log.info(message, extra=_ids(hold.reservation_id, checkout.checkout_id))
         return RegistrationStarted(
             hold.reservation_id, None, checkout.checkout_id, checkout.checkout_url
         )
+
+    def _store_checkout(self, reservation_id: str, checkout_id: str, checkout_url: str) -> None:
+        """Keep the checkout on its hold, so a repeated submit gets the same one back."""
+        stored = {"reservation_id": reservation_id, "checkout_id": checkout_id,
+                  "checkout_url": checkout_url, "updated_at": utcnow()}  # fmt: skip
+        for last in (False, True):
+            try:
+                if self._at_once:
+                    _STORE_CHECKOUT_AT_ONCE.execute(self.engine, stored)
+                else:
+                    with self.engine.begin() as connection:  # one Core UPDATE: no Session
+                        connection.execute(_STORE_CHECKOUT, stored)
+                return
+            except DBAPIError as exc:
+                # A connection that died under the UPDATE (a database restart): once more on
+                # a fresh one. A repeat changes nothing if the first got through (it writes
+                # only where no URL is stored yet).
+                if last or not exc.connection_invalidated:
+                    raise
+                extra = {**_ids(reservation_id, checkout_id), "error": type(exc.orig).__name__}
+                log.warning("ledger.store_checkout_reconnected", extra=extra)
 
     def _take_seat(self, request: SeatRequest) -> SeatTaken:
         if self._at_once:  # the usual paid start: one statement (see hold_seat_at_once)
