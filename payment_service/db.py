@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -88,17 +88,22 @@ def _create_engine(url: str, *, pool_size: int) -> Engine:
         )
         _make_sqlite_transactional(engine)
         return engine
+    # The checkout check below reads psycopg 3's connection state; any other driver (Settings
+    # always picks psycopg 3, a caller of Database may not) gets SQLAlchemy's ping instead.
+    psycopg3 = make_url(url).get_driver_name() == "psycopg"
     engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
+        pool_pre_ping=not psycopg3,
         connect_args={
             "connect_timeout": 5,
             "options": f"-c lock_timeout={LOCK_TIMEOUT_MS} "
             f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c timezone=UTC",
         },
     )
-    event.listen(engine, "checkout", refuse_dead_connection)
+    if psycopg3:
+        event.listen(engine, "checkout", refuse_dead_connection)
     return engine
 
 

@@ -48,6 +48,10 @@ class SingleStatement:
                 # A column default or onupdate computed in Python: SQLAlchemy's execution
                 # context does that, which this skips. Bind such columns explicitly.
                 raise ValueError(f"the statement needs Python-side defaults: {compiled}")
+            if compiled.escaped_bind_names:
+                # A bind name the driver cannot take as it is ("a.b" is sent as "a_b"):
+                # SQLAlchemy's execution context renames the values, which this skips.
+                raise ValueError(f"the statement has bind names the driver escapes: {compiled}")
             defaults: dict[str, Any] = {}
             binds: dict[str, Callable[[Any], Any]] = {}
             for bind, name in compiled.bind_names.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Integer, bindparam, event, select, text
 from sqlalchemy.exc import OperationalError
 
 from platform_client.ledger import ledger_engine
@@ -84,6 +84,9 @@ def test_a_single_statement_commits_by_itself_and_raises_sqlalchemy_errors(ledge
         with pytest.raises(ValueError, match="Python-side defaults"):
             # Reservation.updated_at has onupdate=utcnow: SQLAlchemy would compute it per run
             SingleStatement(Reservation.__table__.update().values(email="x")).execute(engine, {})
+        with pytest.raises(ValueError, match="bind names the driver escapes"):
+            # psycopg's pyformat cannot name "%(a.b)s": SQLAlchemy sends "a_b" and renames
+            SingleStatement(select(bindparam("a.b", type_=Integer))).first(engine, {"a.b": 1})
         renamed = SingleStatement(Event.__table__.update().values(name="Renamed"))
         assert renamed.execute(engine, {}) == 1  # the literal travels with the statement
     finally:
