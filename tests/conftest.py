@@ -181,7 +181,9 @@ def cut_next_checkout() -> Iterator[Callable[..., None]]:
             event.listen(engine, "checkout", cut)  # after refuse_dead_connection: it passed
         countdown[:] = [skip]
 
-    yield arm
-    assert not countdown, "the armed checkout never happened"
-    for engine in engines:
-        event.remove(engine, "checkout", cut)
+    try:
+        yield arm
+        assert not countdown, "the armed checkout never happened"
+    finally:
+        for engine in engines:
+            event.remove(engine, "checkout", cut)

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Integer, String, bindparam, func, insert, literal_column, update
+from sqlalchemy import Integer, String, bindparam, func, insert, literal_column, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -73,6 +73,16 @@ _INSERT_ATTEMPT = Statement(
     ],
 )  # fmt: skip
 
+# Whether this worker's attempt is already written: its row names the worker, and the number
+# is unique per delivery. Asked only on a second try, after a lost connection.
+_ATTEMPT_WRITTEN = Statement(
+    select(DeliveryAttempt.number).where(
+        DeliveryAttempt.delivery_id == bindparam("delivery_id"),
+        DeliveryAttempt.number == bindparam("number"),
+        DeliveryAttempt.worker_id == bindparam("worker_id"),
+    )
+)
+
 
 def classify(
     status_code: int | None, attempts: int, schedule: Sequence[int], now: datetime
@@ -116,24 +126,40 @@ def record_result(
 
 
 def record_results(
-    db: Database, attempted: Sequence[Attempted], *, now: datetime | None = None
+    db: Database,
+    attempted: Sequence[Attempted],
+    *,
+    now: datetime | None = None,
+    again: bool = False,
 ) -> list[DeliveryStatus | None]:
-    """record_result for several attempts, in one transaction; outcomes in the same order."""
+    """record_result for several attempts, in one transaction; outcomes in the same order.
+
+    ``again``: a second try after the first lost its connection, which may have committed
+    before it died. An attempt the first try did write counts as recorded, not as a lost
+    lease, and is not written twice."""
     now = now or utcnow()
-    outcomes: list[tuple[DeliveryStatus, bool]] = []
+    outcomes: list[tuple[DeliveryStatus, bool, bool]] = []  # status, owned, written before
     with rawsql.transaction(db) as tx:
         rows: list[dict[str, Any]] = []
         for item in attempted:
             status, owned = _record_one(tx, item, now)
-            outcomes.append((status, owned))
+            before = not owned and again and _written_before(tx, item)
+            outcomes.append((status, owned, before))
             if owned:
                 rows.append(_attempt_row(item))
         if rows:
             tx.execute_many(_INSERT_ATTEMPT, rows)
     if logging.getLogger(_LOGGER_NAME).isEnabledFor(logging.INFO):  # else skip building lines
-        for item, (status, owned) in zip(attempted, outcomes, strict=True):
-            _log_attempt(item, status.value if owned else "lease_lost")
-    return [status if owned else None for status, owned in outcomes]
+        for item, (status, owned, before) in zip(attempted, outcomes, strict=True):
+            _log_attempt(item, status.value if owned or before else "lease_lost")
+    return [status if owned or before else None for status, owned, before in outcomes]
+
+
+def _written_before(tx: Tx, item: Attempted) -> bool:
+    claim = item.claim
+    values = {"delivery_id": claim.delivery_id, "number": claim.attempts + 1,
+              "worker_id": claim.worker_id}  # fmt: skip
+    return tx.first(_ATTEMPT_WRITTEN, values) is not None
 
 
 def _record_one(tx: Tx, item: Attempted, now: datetime) -> tuple[DeliveryStatus, bool]:
@@ -262,14 +288,14 @@ class GroupRecorder:
     @staticmethod
     def _write(db: Database, batch: list[_Waiting], *, reconnected: bool = False) -> None:
         try:
-            outcomes = record_results(db, [w.attempted for w in batch])
+            outcomes = record_results(db, [w.attempted for w in batch], again=reconnected)
         except Exception as exc:
             if not reconnected and isinstance(exc, DBAPIError) and exc.connection_invalidated:
                 # The connection died (a restart, pg_terminate_backend): write the same batch
                 # once more on a fresh one, rather than leave its leases to run out and its
                 # callbacks to be sent again. Safe even if the first COMMIT got through: each
                 # UPDATE requires the lease and attempt count it would change, so a repeat
-                # writes nothing (that attempt's outcome is then None, as for a lost lease).
+                # writes nothing, and finds the attempt rows the first try wrote.
                 log.warning("callback.record_reconnected", error=type(exc.orig).__name__)
                 GroupRecorder._write(db, batch, reconnected=True)
                 return
@@ -277,7 +303,7 @@ class GroupRecorder:
                 batch[0].error, batch[0].done = exc, True
                 return
             for waiting in batch:  # one by one: the bad one fails alone
-                GroupRecorder._write(db, [waiting])
+                GroupRecorder._write(db, [waiting], reconnected=reconnected)
             return
         for waiting, outcome in zip(batch, outcomes, strict=True):
             waiting.outcome, waiting.done = outcome, True

@@ -121,7 +121,7 @@ def create_at_once(
         # pool's checkout check still saw it idle (pg_terminate_backend, a restart). Whether
         # the statement committed is unknown, and need not be: the general path, on a fresh
         # connection, creates the checkout if it did not, and replays its stored answer if
-        # it did. The caller gets its checkout either way, never a 500.
+        # it did (which the caller answers as a create: its body names this checkout).
         log.warning("checkout.create_at_once_disconnected", error=type(exc.orig).__name__)
         return False
     assert row is not None

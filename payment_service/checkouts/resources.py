@@ -160,6 +160,12 @@ class TicketCheckouts(MethodView):
             return created
 
         stored, replayed = run_idempotent(db, merchant.id, key, request_fingerprint, handler)
+        if replayed and stored.body == created.body:
+            # This request's own answer: the one statement committed, then its connection died
+            # before the result came back. The body names this request's new checkout id, so
+            # no earlier request stored it; it is a create, not a replay.
+            services.name_in_logs(checkout)
+            replayed = False
         return _respond(stored, replayed)
 
     @blp.arguments(FindCheckoutsQuerySchema, location="query")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Engine, Row, String, bindparam, insert, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from platform_client.ledger.errors import AlreadyRegistered, SaleClosed, SoldOut, UnknownTier
@@ -255,14 +255,22 @@ _HOLD_AT_ONCE = SingleStatement(text(_HOLD_AT_ONCE_SQL).bindparams(*_HOLD_AT_ONC
 
 
 def hold_seat_at_once(
-    engine: Engine, request: SeatRequest, *, provider: str, now: datetime, ttl: timedelta
+    engine: Engine,
+    request: SeatRequest,
+    *,
+    provider: str,
+    now: datetime,
+    ttl: timedelta,
+    hold_id: str | None = None,
 ) -> Hold | None:
     """PostgreSQL: take a seat of a paid tier and insert the hold in one statement outside
     a transaction block (one round trip, its own transaction: see single.py), or change nothing and
     return None. None means something is not usual (sold out, off sale, a free or unknown
     tier, the user registered or holding, a concurrent submit of the same user): the caller
-    then runs ``hold_seat`` in a transaction, which says exactly why or handles it."""
-    hold_id, expires_at = new_id("res"), (now + ttl).replace(microsecond=0)
+    then runs ``hold_seat`` in a transaction, which says exactly why or handles it.
+    ``hold_id``, the new reservation's id, lets the caller know the hold for its own if the
+    general path finds it (this statement committed, then its connection died)."""
+    hold_id, expires_at = hold_id or new_id("res"), (now + ttl).replace(microsecond=0)
     try:
         row = _HOLD_AT_ONCE.first(
             engine,
@@ -275,12 +283,12 @@ def hold_seat_at_once(
         )  # fmt: skip
     except IntegrityError:  # the same user's concurrent hold won the partial unique index
         return None
-    except OperationalError as exc:
+    except DBAPIError as exc:
         if exc.connection_invalidated:
             # The connection died under the statement (a restart, pg_terminate_backend) after
             # the pool's checkout check passed it. Whether the hold went in is unknown, and
             # need not be: the general path, on a fresh connection, takes the seat, or finds
-            # this user's hold if it did go in and hands it back.
+            # this hold (by its id) if it did go in.
             extra = {"error": type(exc.orig).__name__}
             log.warning("ledger.hold_at_once_disconnected", extra=extra)
             return None

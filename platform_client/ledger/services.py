@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import Engine, bindparam, update
@@ -34,7 +35,7 @@ from platform_client.ledger.holds import (
     registration_of,
     release_hold,
 )
-from platform_client.ledger.models import Reservation, ReservationStatus, Tier, utcnow
+from platform_client.ledger.models import Reservation, ReservationStatus, Tier, new_id, utcnow
 from platform_client.ledger.seen import LedgerSeenStore
 from platform_client.ledger.single import SingleStatement
 from platform_client.ledger.single import supported as single_statements_supported
@@ -164,13 +165,23 @@ class Ledger:
                 log.warning("ledger.store_checkout_reconnected", extra=extra)
 
     def _take_seat(self, request: SeatRequest) -> SeatTaken:
-        if self._at_once:  # the usual paid start: one statement (see hold_seat_at_once)
-            hold = hold_seat_at_once(
-                self.engine, request, provider=self.config.provider, now=self.clock(),
-                ttl=self.config.reservation_ttl,
-            )  # fmt: skip
-            if hold is not None:
-                return SeatTaken(hold=hold)
+        if not self._at_once:
+            return self._take_seat_generally(request)
+        hold_id = new_id("res")  # the usual paid start: one statement (see hold_seat_at_once)
+        hold = hold_seat_at_once(
+            self.engine, request, provider=self.config.provider, now=self.clock(),
+            ttl=self.config.reservation_ttl, hold_id=hold_id,
+        )  # fmt: skip
+        if hold is not None:
+            return SeatTaken(hold=hold)
+        seat = self._take_seat_generally(request)
+        if seat.existing and seat.hold is not None and seat.hold.reservation_id == hold_id:
+            # The one statement's own hold: it committed, then its connection died. It is
+            # this submit's to give back if the checkout fails, not an earlier submit's.
+            return replace(seat, existing=False)
+        return seat
+
+    def _take_seat_generally(self, request: SeatRequest) -> SeatTaken:
         try:
             with self._sessions.begin() as session:
                 return hold_seat(

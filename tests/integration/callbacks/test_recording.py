@@ -15,6 +15,7 @@ from payment_service.callbacks.models import Delivery, DeliveryAttempt
 from payment_service.callbacks.recording import Attempted, GroupRecorder, record_results
 from payment_service.callbacks.sender import AttemptResult
 from payment_service.db import utcnow
+from tests.cutting_proxy import cutting_proxy
 from tests.integration.callbacks.conftest import add_checkout, add_event
 from tests.integration.callbacks.helpers import attempts_of
 
@@ -164,3 +165,30 @@ def test_writing_an_attempt_again_after_it_was_committed_writes_nothing(db, rece
     assert record_results(db, [attempted]) == ["delivered"]
     assert record_results(db, [attempted]) == [None]
     assert len(attempts_of(db, claim.delivery_id)) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_attempt_whose_commit_went_through_before_the_cut_counts_as_recorded(
+    db, database_url, receiver, platform, caplog
+):
+    """The COMMIT reaches the server and its reply is lost: the second try writes nothing
+    and reports the attempt as recorded, not as a lost lease."""
+    from structlog.testing import capture_logs
+
+    from payment_service.db import Database
+
+    caplog.set_level("INFO", logger="payment_service.callbacks.dispatcher")  # attempt lines
+    [claim] = _claims(db, platform, receiver, 1)
+    with cutting_proxy(database_url) as proxy:
+        proxied = Database(proxy.url(database_url), pool_size=2)
+        try:
+            proxy.arm(b"COMMIT")
+            with capture_logs() as logs:
+                outcome = GroupRecorder().record(proxied, Attempted(claim, _result(200), SCHEDULE))
+        finally:
+            proxied.dispose()
+    assert proxy.cuts == 1
+    assert outcome == "delivered"
+    assert [a.worker_id for a in attempts_of(db, claim.delivery_id)] == ["w1"]
+    lines = [(line["event"], line.get("outcome")) for line in logs]
+    assert lines == [("callback.record_reconnected", None), ("callback.attempt", "delivered")]

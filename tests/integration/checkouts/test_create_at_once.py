@@ -4,6 +4,7 @@
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
+from structlog.testing import capture_logs
 
 from payment_service import rawsql
 from payment_service.checkouts import at_once, services
@@ -15,6 +16,7 @@ from payment_service.idempotency.services import StoredResponse, lock_id
 from payment_service.merchants.models import Merchant
 from payment_service.rawsql import Statement
 from shared_contracts.checkouts import CreateCheckoutSchema
+from tests.cutting_proxy import cutting_proxy
 from tests.factories import checkout_payload
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -117,9 +119,45 @@ def test_a_create_whose_connection_is_cut_still_answers_201(
     )  # the merchant is cached: the create's first checkout is at_once's
     app_db = app.extensions["payment_db"]
     cut_next_checkout(app_db.engine)
-    created = client.post("/v1/ticket-checkouts", json=payload, headers=headers)
+    with capture_logs() as logs:
+        created = client.post("/v1/ticket-checkouts", json=payload, headers=headers)
+    assert "checkout.create_at_once_disconnected" in [line["event"] for line in logs]
     assert created.status_code == 201, created.get_json()
     assert "Idempotent-Replayed" not in created.headers
     assert rows(app_db)[0] == [created.get_json()["checkoutId"]]
     replay = client.post("/v1/ticket-checkouts", json=payload, headers=headers)
     assert replay.data == created.data and replay.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_create_that_committed_before_its_connection_died_is_answered_as_a_create(
+    settings, database_url, merchant
+):
+    """The one statement commits and the reply is lost: the general path finds the stored
+    answer, which is this request's own (it names its new checkout), so not a replay."""
+    from dataclasses import replace
+
+    from payment_service import close_app, create_app
+
+    with cutting_proxy(database_url) as proxy:
+        app = create_app(replace(settings, database_url=proxy.url(database_url)))
+        try:
+            client, headers = app.test_client(), {**merchant.auth, "Idempotency-Key": "k-lost"}
+            warm = client.get("/v1/ticket-checkouts?reservationId=r", headers=merchant.auth)
+            assert warm.status_code == 200
+            proxy.arm(b"new_answer AS")
+            with capture_logs() as logs:
+                created = client.post("/v1/ticket-checkouts", json=checkout_payload("res_lost"),
+                                      headers=headers)  # fmt: skip
+            assert proxy.cuts == 1  # the statement reached the server; its reply was lost
+            assert created.status_code == 201, created.get_json()
+            assert "Idempotent-Replayed" not in created.headers
+            events = [line["event"] for line in logs]
+            assert "checkout.create_at_once_disconnected" in events
+            app_db = app.extensions["payment_db"]
+            assert rows(app_db)[0] == [created.get_json()["checkoutId"]]
+            replay = client.post(
+                "/v1/ticket-checkouts", json=checkout_payload("res_lost"), headers=headers
+            )
+            assert replay.data == created.data and replay.headers["Idempotent-Replayed"] == "true"
+        finally:
+            close_app(app)

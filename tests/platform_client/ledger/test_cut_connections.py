@@ -11,8 +11,12 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from platform_client.ledger import Ledger, Reservation
+from platform_client.client import PaymentServiceClient
+from platform_client.ledger import CheckoutUnavailable, Ledger, Reservation, ledger_engine
 from platform_client.ledger.single import SingleStatement
+from tests.cutting_proxy import cutting_proxy
+from tests.e2e.processes import free_port
+from tests.platform_client.ledger.conftest import CONFIG
 from tests.platform_client.ledger.helpers import EVENT, FULL, taken
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -38,21 +42,27 @@ def test_control_a_cut_connection_fails_a_single_statement(engine: Engine, cut_n
     assert failed.value.connection_invalidated
 
 
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
 def test_a_hold_whose_connection_is_cut_is_taken_on_the_general_path(
-    ledger: Ledger, engine: Engine, cut_next_checkout: Cut
+    ledger: Ledger, engine: Engine, cut_next_checkout: Cut, caplog: pytest.LogCaptureFixture
 ):
     cut_next_checkout(engine)  # the first checkout: the one-statement hold's
     started = ledger.start_registration("u_1", EVENT, FULL, {})
+    assert warnings_of(caplog) == ["ledger.hold_at_once_disconnected"]
     assert started.checkout_url
     assert holds_of(engine, "u_1") == [(started.checkout_id, started.checkout_url)]
     assert taken(engine, FULL) == 1
 
 
 def test_a_checkout_url_whose_connection_is_cut_is_stored_on_a_fresh_one(
-    ledger: Ledger, engine: Engine, cut_next_checkout: Cut
+    ledger: Ledger, engine: Engine, cut_next_checkout: Cut, caplog: pytest.LogCaptureFixture
 ):
     cut_next_checkout(engine, skip=1)  # the second checkout: the checkoutUrl's UPDATE
     started = ledger.start_registration("u_1", EVENT, FULL, {})
+    assert warnings_of(caplog) == ["ledger.store_checkout_reconnected"]
     assert holds_of(engine, "u_1") == [(started.checkout_id, started.checkout_url)]
     repeated = ledger.start_registration("u_1", EVENT, FULL, {})  # a double submit: same one
     assert (repeated.checkout_id, repeated.checkout_url) == (
@@ -60,3 +70,27 @@ def test_a_checkout_url_whose_connection_is_cut_is_stored_on_a_fresh_one(
         started.checkout_url,
     )
     assert taken(engine, FULL) == 1
+
+
+def test_a_hold_that_committed_before_its_connection_died_is_this_submits_own(
+    ledger_database_url: str, engine: Engine, ledger: Ledger, caplog: pytest.LogCaptureFixture
+):
+    """The one-statement hold commits and its reply is lost. The general path finds the hold
+    by its id: it is this submit's, so when the checkout then fails it is given back (an
+    earlier submit's hold would be left to its owner)."""
+    unreachable = PaymentServiceClient(f"http://127.0.0.1:{free_port()}", "sk_test", retries=0)
+    with cutting_proxy(ledger_database_url) as proxy, unreachable:
+        proxied = ledger_engine(proxy.url(ledger_database_url), pool_size=2)
+        try:
+            proxy.arm(b"WITH seat AS (")
+            with caplog.at_level("INFO"), pytest.raises(CheckoutUnavailable):
+                Ledger(proxied, unreachable, CONFIG).start_registration("u_1", EVENT, FULL, {})
+        finally:
+            proxied.dispose()
+    assert proxy.cuts == 1
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("platform_client")]
+    assert "ledger.hold_at_once_disconnected" in messages
+    unavailable = [r for r in caplog.records if r.getMessage() == "ledger.checkout_unavailable"]
+    assert [r.released for r in unavailable] == [True]
+    assert taken(engine, FULL) == 0
+    assert holds_of(engine, "u_1") == [(None, None)]  # the one hold, given back
