@@ -23,6 +23,7 @@ from payment_service.db import Base, Database
 from payment_service.migrate import upgrade
 from payment_service.models import import_all_models
 from payment_service.settings import Settings, normalize_database_url
+from tests.db_faults import terminate_backends
 from tests.factories import MerchantCredentials, make_merchant, public_resolver
 
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -168,10 +169,7 @@ def cut_next_checkout() -> Iterator[Callable[..., None]]:
             countdown[0] -= 1
             return
         countdown.clear()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            pid = dbapi_connection.info.backend_pid
-            killed = admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone()
-            assert killed == (True,)
+        terminate_backends(PG_ADMIN_URL, [dbapi_connection.info.backend_pid])
 
     engines: list[Engine] = []
 

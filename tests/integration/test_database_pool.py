@@ -3,13 +3,13 @@ server to close one), without a round trip per checkout."""
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
 from payment_service.db import Database, refuse_dead_connection
 from payment_service.rawsql import Statement, transaction
+from tests.db_faults import terminate_backends
 from tests.descriptors import descriptors_above_1024
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -27,17 +27,11 @@ def _backend_pids(db: Database) -> set[int]:
             connection.close()
 
 
-def _terminate(database_url: str, pids: set[int]) -> None:
-    with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as admin:
-        for pid in pids:
-            admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
-
-
 def test_connections_the_server_terminated_are_replaced_at_checkout(database_url):
     db = Database(database_url, pool_size=3)
     try:
         pids = _backend_pids(db)
-        _terminate(database_url, pids)
+        terminate_backends(database_url, pids)
 
         for _ in range(3):  # every pooled connection was cut; each checkout gets a live one
             with transaction(db) as tx:
@@ -54,7 +48,7 @@ def test_control_without_the_check_the_pool_hands_out_a_dead_connection(database
     db = Database(database_url, pool_size=3)
     event.remove(db.engine, "checkout", refuse_dead_connection)
     try:
-        _terminate(database_url, _backend_pids(db))
+        terminate_backends(database_url, _backend_pids(db))
         with pytest.raises(OperationalError), transaction(db) as tx:
             tx.first(_BACKEND_PID)
     finally:
@@ -83,7 +77,7 @@ def test_connections_on_descriptors_above_1024_are_checked_too(database_url, tmp
                 assert tx._dbapi_connection.fileno() >= 1024
             with transaction(db) as tx:  # checked out again through the check: reused
                 assert tx.first(_BACKEND_PID) == first
-            _terminate(database_url, {first[0]})
+            terminate_backends(database_url, {first[0]})
             with transaction(db) as tx:  # and a dead one up there is still replaced
                 assert tx.first(_BACKEND_PID) != first
     finally:

@@ -15,7 +15,7 @@ from payment_service.callbacks.models import Delivery, DeliveryAttempt
 from payment_service.callbacks.recording import Attempted, GroupRecorder, record_results
 from payment_service.callbacks.sender import AttemptResult
 from payment_service.db import utcnow
-from tests.cutting_proxy import cutting_proxy
+from tests.db_faults import cutting_proxy
 from tests.integration.callbacks.conftest import add_checkout, add_event
 from tests.integration.callbacks.helpers import attempts_of
 

@@ -16,7 +16,7 @@ from payment_service.idempotency.services import StoredResponse, lock_id
 from payment_service.merchants.models import Merchant
 from payment_service.rawsql import Statement
 from shared_contracts.checkouts import CreateCheckoutSchema
-from tests.cutting_proxy import cutting_proxy
+from tests.db_faults import cutting_proxy
 from tests.factories import checkout_payload
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

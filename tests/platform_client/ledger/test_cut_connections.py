@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from platform_client.client import PaymentServiceClient
 from platform_client.ledger import CheckoutUnavailable, Ledger, Reservation, ledger_engine
 from platform_client.ledger.single import SingleStatement
-from tests.cutting_proxy import cutting_proxy
+from tests.db_faults import cutting_proxy
 from tests.e2e.processes import free_port
 from tests.platform_client.ledger.conftest import CONFIG
 from tests.platform_client.ledger.helpers import EVENT, FULL, taken

@@ -3,13 +3,13 @@ SQLite has no server to close one), without pool_pre_ping's round trip per check
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 from sqlalchemy import Integer, bindparam, event, select, text
 from sqlalchemy.exc import OperationalError
 
 from platform_client.ledger import ledger_engine
 from platform_client.ledger.engine import _refuse_dead_connection
+from tests.db_faults import terminate_backends
 from tests.descriptors import descriptors_above_1024
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -20,9 +20,7 @@ def _cut_every_pooled_connection(engine, url: str) -> set[int]:  # type: ignore[
     pids = {c.execute(text("SELECT pg_backend_pid()")).scalar_one() for c in connections}
     for connection in connections:
         connection.close()
-    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as admin:
-        for pid in pids:
-            admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+    terminate_backends(url, pids)
     return pids
 
 

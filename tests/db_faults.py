@@ -1,6 +1,7 @@
-"""A TCP proxy in front of PostgreSQL that can lose a reply after the server acted on it.
+"""Real database faults for tests: backends terminated by the server, and a TCP proxy in front
+of PostgreSQL that can lose a reply after the server acted on it.
 
-Armed with a marker (bytes of a statement's SQL, or b"COMMIT"), it passes the next client
+Armed with a marker (bytes of a statement's SQL, or b"COMMIT"), the proxy passes the next client
 message containing the marker on to the server, then drops the connection as the server's
 reply arrives, before any of it reaches the client. PostgreSQL sends a reply when the
 statement is done (it buffers its output until then), so what the statement did is done and,
@@ -12,12 +13,23 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 
+import psycopg
 from sqlalchemy.engine import make_url
 
 _CHUNK = 65536
+
+
+def terminate_backends(database_url: str, pids: Iterable[int]) -> None:
+    """Terminate these server processes and wait (up to 5 s each) until they are gone, as
+    after a restart. ``database_url``: any database of the cluster, as a superuser."""
+    admin_url = make_url(database_url).set(drivername="postgresql")
+    with psycopg.connect(admin_url.render_as_string(hide_password=False), autocommit=True) as admin:
+        for pid in pids:
+            done = admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone()
+            assert done == (True,), f"backend {pid} was not terminated"
 
 
 class CuttingProxy:
