@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from shared_contracts import signing
 
 INSECURE_DEV_SECRET_KEY = "dev-only-platform-secret-key-do-not-use-in-production"  # noqa: S105 (refused in production)
 DEFAULT_TTL_SECONDS = 600
@@ -16,6 +19,8 @@ DEFAULT_TTL_SECONDS = 600
 # for one that ends with the hold, so a shorter hold could never get a checkout.
 MIN_TTL_SECONDS = 90
 MAX_TTL_SECONDS = 24 * 3600
+# RFC 6750's b64token: what an ``Authorization: Bearer`` header can carry.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 class ConfigError(Exception):
@@ -50,22 +55,29 @@ class DemoSettings:
         if env not in ("development", "production"):
             raise ConfigError(f"PLATFORM_ENV must be 'development' or 'production', not {env!r}")
         production = env == "production"
+        database_url = normalize_database_url(
+            get("PLATFORM_DATABASE_URL") or "sqlite:///var/platform.db"
+        )
+        payment_service_url = _http_url(
+            "PLATFORM_PAYMENT_SERVICE_URL",
+            get("PLATFORM_PAYMENT_SERVICE_URL") or "http://127.0.0.1:8000",
+        )
+        public_url = _http_url(
+            "PLATFORM_PUBLIC_URL",
+            get("PLATFORM_PUBLIC_URL") or "http://127.0.0.1:8001",
+            origin_only=True,
+        )
+        secret_key = _secret_key(get("PLATFORM_SECRET_KEY"), production)
+        ttl = _ttl(get("PLATFORM_RESERVATION_TTL_SECONDS"))
         api_key, secrets = _credentials(get)
         return cls(
-            database_url=normalize_database_url(
-                get("PLATFORM_DATABASE_URL") or "sqlite:///var/platform.db"
-            ),
-            payment_service_url=_http_url(
-                "PLATFORM_PAYMENT_SERVICE_URL",
-                get("PLATFORM_PAYMENT_SERVICE_URL") or "http://127.0.0.1:8000",
-            ),
+            database_url=database_url,
+            payment_service_url=payment_service_url,
             api_key=api_key,
             signing_secrets=secrets,
-            public_url=_http_url(
-                "PLATFORM_PUBLIC_URL", get("PLATFORM_PUBLIC_URL") or "http://127.0.0.1:8001"
-            ),
-            secret_key=_secret_key(get("PLATFORM_SECRET_KEY"), production),
-            reservation_ttl=timedelta(seconds=_ttl(get("PLATFORM_RESERVATION_TTL_SECONDS"))),
+            public_url=public_url,
+            secret_key=secret_key,
+            reservation_ttl=timedelta(seconds=ttl),
             production=production,
         )
 
@@ -95,7 +107,10 @@ def _credentials(get: Callable[[str], str | None]) -> tuple[str, tuple[str, ...]
             raise ConfigError("PLATFORM_SIGNING_SECRETS is set but PLATFORM_API_KEY is not")
         if not secrets:
             raise ConfigError("PLATFORM_API_KEY is set but PLATFORM_SIGNING_SECRETS is not")
-        return api_key, secrets
+        return (
+            _api_key("PLATFORM_API_KEY", api_key),
+            _signing_secrets("PLATFORM_SIGNING_SECRETS", secrets),
+        )
     path = Path(get("PLATFORM_MERCHANT_FILE") or "var/dev-merchant.json")
     try:
         saved = json.loads(path.read_text())
@@ -111,13 +126,59 @@ def _credentials(get: Callable[[str], str | None]) -> tuple[str, tuple[str, ...]
     key, secret = saved.get("apiKey"), saved.get("signingSecret")
     if not (isinstance(key, str) and key and isinstance(secret, str) and secret):
         raise ConfigError(f"merchant file {path} lacks apiKey or signingSecret")
-    return key, (secret,)
+    return (
+        _api_key(f"apiKey in merchant file {path}", key),
+        _signing_secrets(f"signingSecret in merchant file {path}", (secret,)),
+    )
 
 
-def _http_url(name: str, value: str) -> str:
+def _api_key(source: str, value: str) -> str:
+    """The key as a Bearer token can carry it (RFC 6750); anything else, such as a pasted
+    "Bearer sk_…", would only show as a 401 or a crash at the first checkout. Never echoed."""
+    if not _BEARER_TOKEN.fullmatch(value):
+        raise ConfigError(
+            f"{source} must be the API key alone, as `payment-service merchants create` prints "
+            "it (letters, digits and -._~+/ only: no 'Bearer ', spaces or quotes)"
+        )
+    return value
+
+
+def _signing_secrets(source: str, secrets: tuple[str, ...]) -> tuple[str, ...]:
+    """Each secret parsed by the very code that verifies callbacks and return URLs (a probe
+    signature), so a malformed one stops the start instead of failing every callback with a
+    500 that the payment service retries for days. The reason is given, never the value."""
+    for position, secret in enumerate(secrets, start=1):
+        try:
+            signing.sign(secret, "msg_config_check", 0, b"")
+        except ValueError as exc:
+            which = f"secret {position} of {len(secrets)}" if len(secrets) > 1 else "the secret"
+            raise ConfigError(
+                f"{source}: {which} is malformed ({exc}); a secret is whsec_ followed by "
+                "base64, as `payment-service merchants create` prints it"
+            ) from None
+    return secrets
+
+
+def _http_url(name: str, value: str, *, origin_only: bool = False) -> str:
+    """An absolute http(s) URL that the client and the pages can append paths to; with
+    ``origin_only`` no path either (the app serves callbacks and pages from its root, and
+    the cross-origin check compares a browser's Origin with it)."""
+    if "@" in value:  # checked first, and the value not echoed: it may hold a password
+        raise ConfigError(f"{name} must not contain user information (user:password@)")
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{name} must be an absolute http(s) URL, not {value!r}")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+    except ValueError:
+        raise ConfigError(f"{name} has an invalid port: {value!r}") from None
+    if "?" in value or "#" in value:  # paths are appended to it
+        raise ConfigError(f"{name} must not have a query or fragment, not {value!r}")
+    if origin_only and parts.path not in ("", "/"):
+        raise ConfigError(
+            f"{name} must be an origin like http://127.0.0.1:8001 (the app serves from its "
+            f"root), not {value!r}"
+        )
     return value.rstrip("/")
 
 

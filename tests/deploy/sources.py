@@ -22,6 +22,7 @@ import click
 import yaml
 
 from payment_service.settings import Settings
+from shared_contracts.signing import generate_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -116,10 +117,10 @@ def platform_env_names(tmp_path: Path) -> frozenset[str]:
 
     read: set[str] = set()
     merchant_file = tmp_path / "merchant.json"
-    merchant_file.write_text(json.dumps({"apiKey": "sk_x", "signingSecret": "whsec_x"}))
+    merchant_file.write_text(json.dumps({"apiKey": "sk_x", "signingSecret": generate_secret()}))
     for values in (
         {"PLATFORM_MERCHANT_FILE": str(merchant_file)},
-        {"PLATFORM_API_KEY": "sk_x", "PLATFORM_SIGNING_SECRETS": "whsec_x"},
+        {"PLATFORM_API_KEY": "sk_x", "PLATFORM_SIGNING_SECRETS": generate_secret()},
     ):
         env = RecordingEnv(values)
         with contextlib.suppress(PlatformConfigError):

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from payment_service.callbacks.sender import SEND_TIMEOUT
 from payment_service.server import gunicorn_options
 from payment_service.settings import ConfigError
+from shared_contracts.signing import generate_secret
 from tests.deploy import sources
 
 OUR_IMAGE = "ticket-payments:local"
@@ -109,7 +110,7 @@ def test_the_platforms_settings_are_valid(tmp_path):
 
     env = environment("platform")
     merchant = tmp_path / "dev-merchant.json"
-    merchant.write_text(json.dumps({"apiKey": "sk_x", "signingSecret": "whsec_x"}))
+    merchant.write_text(json.dumps({"apiKey": "sk_x", "signingSecret": generate_secret()}))
     settings = DemoSettings.from_env({**env, "PLATFORM_MERCHANT_FILE": str(merchant)})
     # The platform calls the API by its service name, and is the merchant's origin.
     assert urlsplit(settings.payment_service_url).hostname == "api"
