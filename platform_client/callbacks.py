@@ -80,15 +80,16 @@ def verify_callback(
     body: bytes,
     headers: Mapping[str, str],
     secrets: str | Sequence[str],
-    *,
     tolerance: int = signing.DEFAULT_TOLERANCE,
+    *,
     now: int | None = None,
 ) -> CallbackEvent:
     """Check the signature of a received callback, then parse it into its typed event.
 
-    ``body`` must be the raw bytes received. Raises InvalidSignature (missing headers or no
-    matching signature), StaleTimestamp, or MalformedPayload (signed, but not a callback
-    this client understands); a malformed secret is a configuration error (ValueError).
+    ``body`` must be the raw bytes received; ``tolerance`` is in seconds either side of now.
+    Raises InvalidSignature (missing or malformed headers, or no matching signature),
+    StaleTimestamp, or MalformedPayload (signed, but not a callback this client understands);
+    a malformed secret is a configuration error (ValueError).
     """
     try:
         signing.verify(secrets, headers, body, tolerance=tolerance, now=now)

@@ -123,6 +123,7 @@ _REQUIRED = (
     "checkout_id", "checkout_url", "status", "reservation_id", "amount", "currency", "provider",
     "expires_at", "created_at",
 )  # fmt: skip
+_PAYMENT_REQUIRED = ("payment_id", "provider", "paid_at")  # and tx_id, which may be null
 
 
 def checkout_from_wire(body: object) -> Checkout:
@@ -140,9 +141,10 @@ def checkout_from_wire(body: object) -> Checkout:
     known["metadata"] = MappingProxyType(dict(known.get("metadata") or {}))
     if known.get("attempts") is None:
         known.pop("attempts", None)
-    if payment := known.get("payment"):
-        try:
-            known["payment"] = Payment(**payment)
-        except TypeError:
-            raise ValueError("checkout payment lacks a field") from None
+    if (payment := known.get("payment")) is not None:  # {} too: present, so it must be whole
+        absent = [name for name in _PAYMENT_REQUIRED if payment.get(name) is None]
+        absent += [] if "tx_id" in payment else ["tx_id"]  # present, but may be null
+        if absent:
+            raise ValueError(f"checkout payment lacks {', '.join(absent)}")
+        known["payment"] = Payment(**payment)
     return Checkout(**known)

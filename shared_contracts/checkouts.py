@@ -155,12 +155,14 @@ class CheckoutSchema(Schema):
     event_id = fields.String(data_key="eventId")
     tier_id = fields.String(data_key="tierId")
     order_name = fields.String(data_key="orderName")
-    amount = fields.Integer()
+    # JsonInteger: a client loading an answer refuses 30000.7 and "30000" (CONTRACT §1);
+    # dumping and the OpenAPI document are those of fields.Integer.
+    amount = JsonInteger()
     currency = fields.String()
     provider = fields.String()
     payment_method_family = fields.String(data_key="paymentMethodFamily", allow_none=True)
-    attempts = fields.Integer(metadata={"description": "Declined payment attempts so far."})
-    max_attempts = fields.Integer(data_key="maxAttempts")
+    attempts = JsonInteger(metadata={"description": "Declined payment attempts so far."})
+    max_attempts = JsonInteger(data_key="maxAttempts")
     metadata = fields.Dict(keys=fields.String(), values=fields.String())
     expires_at = fields.AwareDateTime(data_key="expiresAt")
     created_at = fields.AwareDateTime(data_key="createdAt")

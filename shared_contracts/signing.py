@@ -143,6 +143,12 @@ def verify(
     if abs(current - timestamp) > tolerance:
         raise StaleTimestamp("webhook-timestamp is outside the tolerance")
 
+    try:
+        msg_id.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate, e.g. from a framework that decodes header bytes with surrogateescape:
+        # no sender can have signed it (the signed content is UTF-8), so nothing can match.
+        raise InvalidSignature("webhook-id is not valid text") from None
     offered = [
         candidate.encode("ascii", "replace")
         for version, _, candidate in (sig.partition(",") for sig in raw_signatures.split())

@@ -20,8 +20,11 @@ def ledger_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> Engine:
     PostgreSQL: ``lock_timeout`` and ``statement_timeout`` are set per connection, so a row
     lock is waited for at most 5 s. SQLite: writers are serialised (see
     ``serialise_sqlite_writers``), which is SQLite's stand-in for ``SELECT ... FOR UPDATE``.
+    Database errors do not show their bound values (``hide_parameters``): a buyer's e-mail
+    address must not reach the logs with an exception.
     """
     parsed = make_url(url)
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         connect_args = {"check_same_thread": False, "timeout": LOCK_TIMEOUT_MS / 1000}
         engine = create_engine(parsed, connect_args=connect_args, **kwargs)

@@ -52,9 +52,10 @@ class TierHasRegistrations(LedgerError):
 
 
 class CheckoutUnavailable(LedgerError):
-    """The payment service did not create the checkout; ``error`` is the client's exception.
-    The submit that made the hold has released it, so the buyer may simply try again (a
-    repeated submit leaves the hold to the submit that made it, or to the sweeper)."""
+    """The payment service did not create the checkout, or created it for a hold released
+    meanwhile (``error.code == "hold_released"``; that checkout is canceled); ``error`` is the
+    client's exception. The submit that made the hold has released it, so the buyer may simply
+    try again (a repeated submit leaves the hold to the submit that made it, or to the sweeper)."""
 
     code = "checkout_unavailable"
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import Engine, bindparam, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -54,10 +54,16 @@ from platform_client.receiver import SeenStore
 log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
-#: Built once (building a statement costs more CPU than running it); the first URL stays.
+_PENDING = ReservationStatus.PENDING_PAYMENT
+#: Built once (building a statement costs more CPU than running it); the first URL stays, and
+#: only a hold still waiting for payment gets one (not a hold released meanwhile).
 _STORE_CHECKOUT = (
     update(Reservation)
-    .where(Reservation.id == bindparam("reservation_id"), Reservation.checkout_url.is_(None))
+    .where(
+        Reservation.id == bindparam("reservation_id"),
+        Reservation.status == _PENDING.value,
+        Reservation.checkout_url.is_(None),
+    )
     .values(
         checkout_id=bindparam("checkout_id"),
         checkout_url=bindparam("checkout_url"),
@@ -65,6 +71,9 @@ _STORE_CHECKOUT = (
     )
 )
 _STORE_CHECKOUT_AT_ONCE = SingleStatement(_STORE_CHECKOUT)
+_STORED_CHECKOUT = select(Reservation.checkout_id).where(
+    Reservation.id == bindparam("reservation_id")
+)
 _RELEASING: Mapping[type[CallbackEvent], ReservationStatus] = {
     TicketPaymentExpired: ReservationStatus.EXPIRED,
     TicketPaymentCanceled: ReservationStatus.CANCELED,
@@ -109,7 +118,9 @@ class Ledger:
         """Register at once (free tier) or hold a seat and return the checkout to pay it.
 
         Raises UnknownTier, SaleClosed, SoldOut, AlreadyRegistered, or CheckoutUnavailable
-        (its hold released). A user with a live hold for the event gets its checkout back.
+        (its hold released: by this submit, or by the concurrent one that made it, whose create
+        failed; a checkout created for a released hold is canceled, never returned). A user
+        with a live hold for the event gets its checkout back.
         """
         request = SeatRequest(
             user_id=user_id, event_id=event_id, tier_id=tier_id, answers=dict(answers),
@@ -130,39 +141,73 @@ class Ledger:
             checkout = create_checkout_for(self.client, hold, self.config, request_id=request_id)
         except PaymentServiceError as exc:
             # Only the submit that made the hold gives it back; a repeat leaves it to its owner.
-            released = not seat.existing and self._release(hold.reservation_id)
+            released = False if seat.existing else self._release(hold.reservation_id)
+            if isinstance(released, Hold):  # a repeat's checkout got onto the hold: the answer
+                extra = {**_ids(hold.reservation_id, released.checkout_id), "code": exc.code}
+                log.info("ledger.hold_kept", extra=extra)
+                return RegistrationStarted(
+                    hold.reservation_id, None, released.checkout_id, released.checkout_url
+                )
             extra = {**_ids(hold.reservation_id, None), "code": exc.code, "released": released}
             log.warning("ledger.checkout_unavailable", extra=extra)
             raise CheckoutUnavailable(
                 "the payment service did not create the checkout", exc
             ) from exc
-        self._store_checkout(hold.reservation_id, checkout.checkout_id, checkout.checkout_url)
+        if not self._store_checkout(
+            hold.reservation_id, checkout.checkout_id, checkout.checkout_url
+        ):
+            raise self._hold_gone(hold.reservation_id, checkout.checkout_id, request_id)
         message = "ledger.hold_repeated" if seat.existing else "ledger.hold_created"
         log.info(message, extra=_ids(hold.reservation_id, checkout.checkout_id))
         return RegistrationStarted(
             hold.reservation_id, None, checkout.checkout_id, checkout.checkout_url
         )
 
-    def _store_checkout(self, reservation_id: str, checkout_id: str, checkout_url: str) -> None:
-        """Keep the checkout on its hold, so a repeated submit gets the same one back."""
+    def _store_checkout(self, reservation_id: str, checkout_id: str, checkout_url: str) -> bool:
+        """Keep the checkout on its hold, so a repeated submit gets the same one back. False if
+        the hold no longer waits for payment (released, expired, ...): nothing was stored."""
         stored = {"reservation_id": reservation_id, "checkout_id": checkout_id,
                   "checkout_url": checkout_url, "updated_at": utcnow()}  # fmt: skip
         for last in (False, True):
             try:
                 if self._at_once:
-                    _STORE_CHECKOUT_AT_ONCE.execute(self.engine, stored)
+                    changed = _STORE_CHECKOUT_AT_ONCE.execute(self.engine, stored)
                 else:
                     with self.engine.begin() as connection:  # one Core UPDATE: no Session
-                        connection.execute(_STORE_CHECKOUT, stored)
-                return
+                        changed = connection.execute(_STORE_CHECKOUT, stored).rowcount
+                break
             except DBAPIError as exc:
                 # A connection that died under the UPDATE (a database restart): once more on
                 # a fresh one. A repeat changes nothing if the first got through (it writes
-                # only where no URL is stored yet).
+                # only where no URL is stored yet): the row below tells.
                 if last or not exc.connection_invalidated:
                     raise
                 extra = {**_ids(reservation_id, checkout_id), "error": type(exc.orig).__name__}
                 log.warning("ledger.store_checkout_reconnected", extra=extra)
+        if changed:
+            return True
+        # Nothing changed: this checkout is stored already (a retried UPDATE whose first try
+        # committed, or a concurrent repeat that got the same checkout replayed), or the hold
+        # left pending_payment before any checkout was stored on it.
+        with self.engine.connect() as connection:
+            found = connection.scalar(_STORED_CHECKOUT, {"reservation_id": reservation_id})
+        return found == checkout_id
+
+    def _hold_gone(
+        self, reservation_id: str, checkout_id: str, request_id: str | None
+    ) -> CheckoutUnavailable:
+        """The hold was released before its checkout was stored (the submit that made it saw
+        its own create fail) and its seat may be someone else's: cancel the checkout, so that
+        nobody pays it. Best effort: should the cancel fail, the checkout still expires with
+        the hold, and a payment made before that is refunded unless a seat is free."""
+        log.warning("ledger.hold_released_meanwhile", extra=_ids(reservation_id, checkout_id))
+        try:
+            self.client.cancel_checkout(checkout_id, request_id=request_id)
+        except PaymentServiceError as exc:
+            extra = {**_ids(reservation_id, checkout_id), "code": exc.code}
+            log.warning("ledger.checkout_cancel_failed", extra=extra)
+        message = "the hold was released before its checkout was stored"
+        return CheckoutUnavailable(message, PaymentServiceError("hold_released", message))
 
     def _take_seat(self, request: SeatRequest) -> SeatTaken:
         if not self._at_once:
@@ -200,11 +245,15 @@ class Ledger:
                     raise AlreadyRegistered("the user is already registered") from None
             raise
 
-    def _release(self, reservation_id: str) -> bool:
+    def _release(self, reservation_id: str) -> bool | Hold:
+        """Give back the hold of a failed create (True if released), unless a repeated submit
+        has stored its checkout on it meanwhile: that hold is the buyer's to pay (returned)."""
         with self._sessions.begin() as session:
             reservation = lock_reservation(session, reservation_id)
             if reservation is None:
                 return False
+            if reservation.checkout_url is not None and reservation.status == _PENDING:
+                return Hold.of(reservation)
             return release_hold(session, reservation, ReservationStatus.RELEASED)
 
     def handle_callback(self, event: CallbackEvent) -> None:

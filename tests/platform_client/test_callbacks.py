@@ -115,6 +115,25 @@ def test_stale_and_future_timestamps(offset: int) -> None:
     assert verify_callback(body, headers, SECRET, now=now, tolerance=400)
 
 
+def test_the_tolerance_may_be_passed_positionally_as_documented() -> None:
+    body = callback_body()
+    now = int(time.time())
+    headers = signed(body, timestamp=now - 301)
+    assert verify_callback(body, headers, SECRET, 400, now=now)
+    with pytest.raises(StaleTimestamp):
+        verify_callback(body, headers, SECRET, 300, now=now)
+
+
+def test_headers_with_a_lone_surrogate_are_an_invalid_signature_not_a_crash() -> None:
+    """A framework that decodes header bytes with surrogateescape turns the byte 0xff into the
+    lone surrogate U+DCFF; no sender can have signed that (the signed content is UTF-8)."""
+    body = callback_body()
+    headers = signed(body)
+    for name in ("webhook-id", "webhook-timestamp", "webhook-signature"):
+        with pytest.raises(InvalidSignature):
+            verify_callback(body, {**headers, name: headers[name] + "\udcff"}, SECRET)
+
+
 def _body_with(**changes: object) -> bytes:
     body = json.loads(callback_body())
     body["data"].update(changes)

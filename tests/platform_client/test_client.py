@@ -252,6 +252,27 @@ def test_answers_outside_the_contract_are_unexpected(
     assert len(service.seen) == 1  # redirects are not followed
 
 
+OFF_CONTRACT_CHECKOUTS = {
+    "float amount": ({"amount": 30000.7}, "amount"),
+    "whole float amount": ({"amount": 30000.0}, "amount"),
+    "string amount": ({"amount": "30000"}, "amount"),
+    "string maxAttempts": ({"maxAttempts": "3"}, "maxAttempts"),
+    "empty payment": ({"status": "paid", "payment": {}}, "payment lacks payment_id"),
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"), OFF_CONTRACT_CHECKOUTS.values(), ids=OFF_CONTRACT_CHECKOUTS.keys()
+)
+def test_a_checkout_with_a_non_integer_amount_or_an_empty_payment_is_unexpected(
+    service: Script, client: PaymentServiceClient, change: dict[str, object], complaint: str
+) -> None:
+    """CONTRACT §1: amounts are integers, never floats or strings; a payment, if present, whole."""
+    service.answers.append(Answer(200, json.dumps({**CHECKOUT, **change}).encode()))
+    with pytest.raises(UnexpectedResponse, match=complaint):
+        client.get_checkout("chk_1")
+
+
 def test_a_read_timeout_is_unavailable_quickly(service: Script) -> None:
     service.answers.append(Answer(delay=1.0))
     with PaymentServiceClient(service.url, API_KEY, read_timeout=0.1) as client:

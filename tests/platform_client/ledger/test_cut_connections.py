@@ -94,3 +94,28 @@ def test_a_hold_that_committed_before_its_connection_died_is_this_submits_own(
     assert [r.released for r in unavailable] == [True]
     assert taken(engine, FULL) == 0
     assert holds_of(engine, "u_1") == [(None, None)]  # the one hold, given back
+
+
+def test_a_checkout_url_whose_update_committed_before_its_connection_died_is_returned(
+    ledger_database_url: str, engine: Engine, ledger: Ledger, payment_client: PaymentServiceClient,
+    caplog: pytest.LogCaptureFixture,
+):  # fmt: skip
+    """The checkout URL's UPDATE commits and its reply is lost: the repeat on a fresh connection
+    changes nothing. The row shows this submit's checkout, so it is stored, not a hold released
+    meanwhile: the submit returns it (and cancels nothing)."""
+    with cutting_proxy(ledger_database_url) as proxy:
+        proxied = ledger_engine(proxy.url(ledger_database_url), pool_size=2)
+        try:
+            proxy.arm(b"UPDATE ledger_reservations SET checkout_id")
+            started = Ledger(proxied, payment_client, CONFIG).start_registration(
+                "u_1", EVENT, FULL, {}
+            )
+        finally:
+            proxied.dispose()
+    assert proxy.cuts == 1
+    assert warnings_of(caplog) == ["ledger.store_checkout_reconnected"]
+    assert started.checkout_url
+    assert holds_of(engine, "u_1") == [(started.checkout_id, started.checkout_url)]
+    checkout = payment_client.get_checkout(started.checkout_id or "")
+    assert checkout.status == "open"
+    assert taken(engine, FULL) == 1

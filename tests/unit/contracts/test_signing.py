@@ -208,6 +208,13 @@ def test_garbage_signature_header(secret, signature):
         verify(secret, headers, BODY, now=NOW)
 
 
+def test_a_webhook_id_with_a_lone_surrogate_is_an_invalid_signature_not_a_crash(secret):
+    # What a framework that decodes header bytes with surrogateescape makes of b"evt_\xff".
+    headers = {**headers_for([secret]), "webhook-id": "evt_\udcff"}
+    with pytest.raises(InvalidSignature):
+        verify(secret, headers, BODY, now=NOW)
+
+
 def test_any_of_several_signatures_passes_and_other_versions_are_ignored(secret):
     good = sign(secret, "evt_abc", NOW, BODY)
     headers = {**headers_for([secret]), "webhook-signature": f"v1a,xyz v1,AAAA {good}"}
