@@ -85,7 +85,7 @@ class DeliveryStatus(StrEnum):
 
     PENDING = "pending"  # waiting for its next attempt, or being attempted now
     DELIVERED = "delivered"  # the platform answered 2xx
-    REJECTED = "rejected"  # the platform answered 409/410/422: final, never retried
+    REJECTED = "rejected"  # 409/410/422 with an error body: final, never retried
     DEAD = "dead"  # the retry schedule ran out; it can be redelivered
 
 

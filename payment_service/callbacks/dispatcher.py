@@ -27,6 +27,7 @@ from payment_service.callbacks.recording import (
     Attempted,
     GroupRecorder,
     classify,
+    is_rejection,
     record_result,
 )
 from payment_service.callbacks.sender import SEND_TIMEOUT, AttemptResult, Outgoing, send
@@ -37,7 +38,7 @@ from shared_contracts.events import encode_body
 
 __all__ = [
     "REJECTED_CODES", "AttemptResult", "Claim", "attempt_delivery", "claim_due", "classify",
-    "record_result", "send",
+    "is_rejection", "record_result", "send",
 ]  # fmt: skip
 
 # Longer than one attempt can take, so a live worker never loses its claim mid-attempt.

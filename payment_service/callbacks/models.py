@@ -30,7 +30,7 @@ _PENDING = text("status = 'pending'")
 class DeliveryStatus(StrEnum):
     PENDING = "pending"  # waiting for its next attempt (or in flight, under a lease)
     DELIVERED = "delivered"  # the platform answered 2xx
-    REJECTED = "rejected"  # the platform answered 409/410/422: final, never retried
+    REJECTED = "rejected"  # 409/410/422 with an error body: final, never retried
     DEAD = "dead"  # the retry schedule ran out; an operator or the merchant may replay it
 
 

@@ -1,6 +1,11 @@
 """Recording delivery attempts: classify each answer, write the attempt and the delivery's new
 state (releasing the lease), and start a refund when the platform rejects a paid checkout.
 
+A rejection is a 409, 410 or 422 whose body is a CONTRACT §3 error body: a platform says so
+on purpose. The same status with any other body (a proxy's or WAF's HTML page, nothing at
+all) may not come from the platform's handler at all, so it is retried like any other failure
+rather than refunding a ticket the platform never refused.
+
 Concurrent sender threads share transactions (`GroupRecorder`, a group commit): while one
 thread writes, the others queue their results, and the next writer takes them all at once.
 Under load that is one transaction per handful of attempts instead of one per attempt; alone,
@@ -38,7 +43,8 @@ if TYPE_CHECKING:
 _LOGGER_NAME = "payment_service.callbacks.dispatcher"
 log = structlog.get_logger(_LOGGER_NAME)
 
-REJECTED_CODES = frozenset({409, 410, 422})  # CONTRACT §8: final, never retried
+# CONTRACT §8: final, never retried, but only with an error body (`is_rejection`).
+REJECTED_CODES = frozenset({409, 410, 422})
 JITTER = 0.10
 
 _RECORD = Statement(
@@ -84,8 +90,33 @@ _ATTEMPT_WRITTEN = Statement(
 )
 
 
+def is_error_body(response_excerpt: str | None) -> bool:
+    """Whether an answer's body is a CONTRACT §3 error body: a JSON object whose ``error`` is
+    an object holding a non-empty string ``code`` (its other fields are not required of a
+    platform). The excerpt is the first 2 KiB of the answer; a longer body does not parse and
+    does not count: a §3 body is far smaller, and a missed rejection is retried, then `dead`
+    and replayable, where a false one refunds a ticket for good."""
+    try:
+        body = json.loads(response_excerpt or "")
+    except (ValueError, RecursionError):  # RecursionError: a deeply nested "[[[[…"
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return isinstance(code, str) and code != ""
+
+
+def is_rejection(status_code: int | None, response_excerpt: str | None) -> bool:
+    """CONTRACT §8: a 409, 410 or 422 with an error body refuses the event for good."""
+    return status_code in REJECTED_CODES and is_error_body(response_excerpt)
+
+
 def classify(
-    status_code: int | None, attempts: int, schedule: Sequence[int], now: datetime
+    status_code: int | None,
+    attempts: int,
+    schedule: Sequence[int],
+    now: datetime,
+    *,
+    response_excerpt: str | None,
 ) -> tuple[DeliveryStatus, datetime | None]:
     """(new status, next attempt time) after ``attempts`` attempts, the last answered so.
 
@@ -94,7 +125,7 @@ def classify(
     """
     if status_code is not None and 200 <= status_code < 300:
         return DeliveryStatus.DELIVERED, None
-    if status_code in REJECTED_CODES:
+    if is_rejection(status_code, response_excerpt):
         return DeliveryStatus.REJECTED, None
     if attempts >= len(schedule):
         return DeliveryStatus.DEAD, None
@@ -164,7 +195,13 @@ def _written_before(tx: Tx, item: Attempted) -> bool:
 
 def _record_one(tx: Tx, item: Attempted, now: datetime) -> tuple[DeliveryStatus, bool]:
     claim, result = item.claim, item.result
-    status, next_attempt_at = classify(result.status_code, claim.attempts + 1, item.schedule, now)
+    status, next_attempt_at = classify(
+        result.status_code,
+        claim.attempts + 1,
+        item.schedule,
+        now,
+        response_excerpt=result.response_excerpt,
+    )
     owned = (
         tx.execute(
             _RECORD,

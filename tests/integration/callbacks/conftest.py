@@ -15,6 +15,7 @@ import pytest
 from payment_service.callbacks.outbox import record_event
 from payment_service.checkouts.models import Checkout
 from payment_service.db import Database, utcnow
+from payment_service.payments.models import Payment
 from shared_contracts.events import EventType
 from tests.factories import MerchantCredentials, make_merchant
 
@@ -142,3 +143,25 @@ def add_event(
         checkout = session.get(Checkout, checkout_id)
         assert checkout is not None
         return record_event(session, checkout, event_type, request_id=request_id).id
+
+
+def add_paid_event(db: Database, checkout_id: str) -> str:
+    """Mark the checkout paid with a captured payment and record its ticket_payment.paid; the
+    event's id. A rejection of it then has a payment to refund."""
+    now = utcnow()
+    with db.transaction() as session:
+        checkout = session.get(Checkout, checkout_id)
+        assert checkout is not None
+        payment_id = "pay_" + secrets.token_hex(8)
+        session.add(
+            Payment(
+                id=payment_id, checkout_id=checkout.id, merchant_id=checkout.merchant_id,
+                provider="sandbox", provider_payment_id="sbp_" + secrets.token_hex(8),
+                status="succeeded", amount=checkout.amount, currency=checkout.currency,
+                tx_id="tx_1", occurred_at=now,
+            )
+        )  # fmt: skip
+        checkout.status, checkout.paid_at = "paid", now
+        extra = {"paymentId": payment_id, "provider": "sandbox", "txId": "tx_1",
+                 "paidAt": now.isoformat().replace("+00:00", "Z")}  # fmt: skip
+        return record_event(session, checkout, EventType.PAID, extra, request_id="req_pay_1").id

@@ -16,8 +16,8 @@ from payment_service.callbacks.dispatcher import (
 )
 from payment_service.callbacks.models import CallbackEvent, Delivery
 from payment_service.db import utcnow
-from tests.integration.callbacks.conftest import Reply, add_checkout, add_event
-from tests.integration.callbacks.helpers import attempts_of, delivery_of
+from tests.integration.callbacks.conftest import Reply, add_checkout, add_event, add_paid_event
+from tests.integration.callbacks.helpers import attempts_of, delivery_of, refunds_of
 from tests.races import race
 
 SCHEDULE = (0, 1, 2)
@@ -77,6 +77,58 @@ def test_409_410_422_reject_the_event_for_good(db, receiver, platform, code):
     )  # fmt: skip
     [attempt] = attempts_of(db, delivery.id)
     assert attempt.response_excerpt == '{"error":{"code":"registration_closed"}}'
+
+
+NOT_ERROR_BODIES = {
+    "proxy-html-409": (409, b"<html><body><h1>409 Conflict (proxy)</h1></body></html>"),
+    "empty-422": (422, b""),
+    "json-without-error-410": (410, b'{"message":"gone"}'),
+    "error-not-an-object-409": (409, b'{"error":"registration_closed"}'),
+    "code-not-a-string-422": (422, b'{"error":{"code":42}}'),
+    "nested-too-deep-409": (409, b"[" * 2048),  # deeper than the JSON parser goes
+}
+
+
+@pytest.mark.parametrize(("code", "body"), NOT_ERROR_BODIES.values(), ids=NOT_ERROR_BODIES.keys())
+def test_409_410_422_without_an_error_body_are_retried_and_refund_nothing(
+    db, receiver, platform, code, body
+):
+    """CONTRACT §8 rejects only "with an error body": the same status from a proxy or an
+    empty answer may not be the platform's decision, and a paid ticket is not refunded on it."""
+    receiver.script(Reply(code, body), Reply(200))
+    checkout_id = add_checkout(db, platform.merchant_id, receiver.url())
+    event_id = add_paid_event(db, checkout_id)
+    start = utcnow()
+
+    [claim] = claim_due(db, "w1", now=start)
+    assert attempt_delivery(db, claim, allow_private=True, schedule=SCHEDULE, now=start) == (
+        "pending"
+    )
+    delivery = delivery_of(db, event_id)
+    assert (delivery.status, delivery.last_status_code) == ("pending", code)
+    assert delivery.next_attempt_at > start  # on the schedule, like a 503
+    assert refunds_of(db, checkout_id) == []
+
+    later = start + timedelta(seconds=1.2)
+    [again] = claim_due(db, "w1", now=later)
+    assert attempt_delivery(db, again, allow_private=True, schedule=SCHEDULE, now=later) == (
+        "delivered"
+    )
+    assert [r.headers["webhook-id"] for r in receiver.received] == [event_id, event_id]
+    assert refunds_of(db, checkout_id) == []
+
+
+@pytest.mark.parametrize("code", [409, 410, 422])
+def test_a_paid_event_rejected_with_an_error_body_starts_a_refund(db, receiver, platform, code):
+    receiver.script(Reply(code, b'{"error":{"code":"registration_closed","message":"Sold out."}}'))
+    checkout_id = add_checkout(db, platform.merchant_id, receiver.url())
+    event_id = add_paid_event(db, checkout_id)
+
+    [claim] = claim_due(db, "w1")
+    assert attempt_delivery(db, claim, allow_private=True, schedule=SCHEDULE) == "rejected"
+
+    assert delivery_of(db, event_id).status == "rejected"
+    assert refunds_of(db, checkout_id) == [("requested", "platform_rejected:registration_closed")]
 
 
 def test_a_delivery_is_dead_when_the_schedule_is_used_up(db, receiver, platform):

@@ -69,8 +69,14 @@ def _record_all_while_the_first_waits(db, recorder, attempted):
     return results
 
 
+REJECTION = '{"error":{"code":"registration_closed"}}'  # a 409/410/422 rejects with this body
+
+
 def _result(status_code: int) -> AttemptResult:
-    return AttemptResult(started_at=utcnow(), duration_ms=3, status_code=status_code)
+    excerpt = REJECTION if status_code in (409, 410, 422) else None
+    return AttemptResult(
+        started_at=utcnow(), duration_ms=3, status_code=status_code, response_excerpt=excerpt
+    )
 
 
 def test_concurrent_attempts_share_a_transaction_and_each_gets_its_outcome(db, receiver, platform):

@@ -196,7 +196,9 @@ def test_redelivering_a_pending_event_changes_nothing(client, db, receiver, plat
 @pytest.mark.parametrize("status", ["delivered", "rejected"])
 def test_delivered_and_rejected_events_can_be_redelivered(client, db, receiver, platform, status):
     event_id = add_event(db, add_checkout(db, platform.merchant_id, receiver.url()))
-    receiver.script(Reply(200 if status == "delivered" else 410))
+    receiver.script(
+        Reply(200) if status == "delivered" else Reply(410, b'{"error":{"code":"gone"}}')
+    )
     assert deliver_due(db) == [status]
 
     response = redeliver(client, platform, event_id)

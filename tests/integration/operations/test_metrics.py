@@ -55,7 +55,7 @@ def test_metrics_follow_the_deliveries(client, db, receiver, platform):
     assert queued[("callback_queue_depth", ())] == 3
     assert 59 <= queued[("callback_oldest_due_age_seconds", ())] < 120
 
-    receiver.script(Reply(200, delay=0.05), Reply(410), Reply(503))
+    receiver.script(Reply(200, delay=0.05), Reply(410, b'{"error":{"code":"gone"}}'), Reply(503))
     deliver_due(db)
     retrying = scrape(client)
     assert by_status(retrying) == {"pending": 1, "delivered": 1, "rejected": 1, "dead": 0}
