@@ -26,12 +26,16 @@ from urllib3.exceptions import (
     TimeoutError as Urllib3Timeout,
 )
 
+from payment_service.callbacks.deadlines import Deadline, HTTPPool, HTTPSPool
 from payment_service.db import utcnow
 from payment_service.safeurls import UrlNotAllowed, check_callback_target, url_host_port
 from shared_contracts.signing import webhook_headers
 
-SEND_TIMEOUT = 15.0  # CONTRACT §8
+SEND_TIMEOUT = 15.0  # CONTRACT §8, for the whole attempt
 EXCERPT_BYTES = 2048  # how much of a platform's answer we keep, per attempt
+# C0 controls but tab, CR and LF, and DEL: PostgreSQL refuses NUL in text (the attempt would
+# never be recorded), and none of them reads well where an operator looks at the answer.
+_UNREADABLE = {code: "\ufffd" for code in (*range(0x20), 0x7F) if chr(code) not in "\t\r\n"}
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,11 @@ def send(
 
     The host is resolved and checked here, at connection time (DNS may have changed since the
     checkout was created), and the connection goes to a checked address, never to a fresh
-    lookup of the name; Host and TLS SNI/certificate checks still use the name.
+    lookup of the name; Host and TLS SNI/certificate checks still use the name. ``timeout``
+    bounds the whole attempt, every address tried included; then it is a timeout failure.
     """
     started_at, clock = utcnow(), time.perf_counter()
+    deadline = Deadline(timeout)
     status: int | None = None
     excerpt: str | None = None
     error: str | None = None
@@ -77,7 +83,8 @@ def send(
         headers = webhook_headers(
             outgoing.secrets, outgoing.event_id, outgoing.body, request_id=outgoing.request_id
         )
-        status, excerpt = _post_pinned(outgoing, host, port, addresses, headers, timeout)
+        with deadline.watching():
+            status, excerpt = _post_pinned(outgoing, host, port, addresses, headers, deadline)
     except UrlNotAllowed as exc:
         error = f"refused: {exc}"
     except NewConnectionError:  # first: urllib3 derives it from its timeout error
@@ -92,6 +99,10 @@ def send(
         error = f"HTTP error: {type(exc).__name__}"
     except ValueError as exc:  # a merchant with no active secret, a malformed one
         error = f"cannot sign: {exc}"
+    finally:
+        cut_off = deadline.end()
+    if cut_off:  # whatever the cut connection raised (EOF, a broken TLS record), or not
+        status, excerpt, error = None, None, f"timed out after {timeout:g} s"
     duration_ms = round((time.perf_counter() - clock) * 1000)
     return AttemptResult(started_at, duration_ms, status, error, excerpt)
 
@@ -102,7 +113,7 @@ def _post_pinned(
     port: int,
     addresses: Sequence[IPv4Address | IPv6Address],
     headers: dict[str, str],
-    timeout: float,
+    deadline: Deadline,
 ) -> tuple[int, str]:
     parts = urlsplit(outgoing.callback_url)
     https = parts.scheme.lower() == "https"
@@ -113,11 +124,12 @@ def _post_pinned(
     last_error: Exception | None = None
     for address in addresses:  # the next checked address only if this one cannot be reached
         pool = _POOLS.get(str(address), port, host if https else None)
+        left = deadline.left()  # bounds a connect, which the deadline's cut cannot interrupt
         try:
             response = pool.urlopen(
                 "POST", target, body=outgoing.body, headers=headers, redirect=False,
                 retries=False, assert_same_host=False, preload_content=False,
-                timeout=urllib3.Timeout(total=timeout),
+                timeout=urllib3.Timeout(connect=left, read=left),
             )  # fmt: skip
             try:
                 raw = response.read(EXCERPT_BYTES, decode_content=False) or b""
@@ -126,7 +138,8 @@ def _post_pinned(
                 # next attempt; else never read the rest (a platform may answer with a lot):
                 # closing the answer closes its connection.
                 response.close()
-            return response.status, raw[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+            text = raw[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+            return response.status, text.translate(_UNREADABLE)
         except (NewConnectionError, ConnectTimeoutError) as exc:
             last_error = exc
     assert last_error is not None
@@ -176,8 +189,8 @@ class _Pools:
 def _new_pool(address: str, port: int, tls_name: str | None) -> urllib3.HTTPConnectionPool:
     # At most KEPT_PER_ADDRESS idle connections are kept; more concurrent attempts open more.
     if tls_name is None:
-        return urllib3.HTTPConnectionPool(address, port, maxsize=KEPT_PER_ADDRESS)
-    return urllib3.HTTPSConnectionPool(
+        return HTTPPool(address, port, maxsize=KEPT_PER_ADDRESS)
+    return HTTPSPool(
         address, port, maxsize=KEPT_PER_ADDRESS, cert_reqs="CERT_REQUIRED",
         ca_certs=DEFAULT_CA_BUNDLE_PATH, server_hostname=tls_name, assert_hostname=tls_name,
     )  # fmt: skip

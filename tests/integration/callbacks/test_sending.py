@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 from datetime import timedelta
 
+import pytest
 from standardwebhooks.webhooks import Webhook
 
 from payment_service.callbacks.dispatcher import attempt_delivery, claim_due
@@ -47,6 +49,36 @@ def test_only_the_first_2_kib_of_an_answer_is_kept(db, receiver, platform):
     attempt_delivery(db, claim, allow_private=True, schedule=SCHEDULE)
     [attempt] = attempts_of(db, delivery_of(db, event_id).id)
     assert attempt.response_excerpt == "x" * 2048
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "outcome"),
+    [
+        (200, gzip.compress(b'{"ok":true}'), "delivered"),  # compressed though not asked to
+        (200, b'{"ok":true}\x00\x01\ttail\r\n', "delivered"),
+        (503, '{"error":{"code":"busy"}}'.encode("utf-16"), "pending"),  # retried, but counted
+    ],
+    ids=["gzip", "text-with-controls", "utf-16"],
+)
+def test_an_answer_with_nul_bytes_is_recorded_without_them(
+    db, receiver, platform, status, body, outcome
+):
+    """PostgreSQL refuses NUL in text: such an excerpt would roll the record back, and the
+    callback would be sent again and again, never counted."""
+    assert b"\x00" in body
+    receiver.script(Reply(status, body))
+    event_id = add_event(db, add_checkout(db, platform.merchant_id, receiver.url()))
+
+    [claim] = claim_due(db, "w1")
+    assert attempt_delivery(db, claim, allow_private=True, schedule=SCHEDULE) == outcome
+
+    delivery = delivery_of(db, event_id)
+    assert (delivery.status, delivery.attempts, delivery.lease_owner) == (outcome, 1, None)
+    [attempt] = attempts_of(db, delivery.id)
+    assert attempt.status_code == status and attempt.response_excerpt
+    assert "\x00" not in attempt.response_excerpt
+    if body.startswith(b'{"ok"'):  # text stays readable: controls replaced, tab, CR, LF kept
+        assert attempt.response_excerpt == '{"ok":true}\ufffd\ufffd\ttail\r\n'
 
 
 def test_a_redirect_is_not_followed_and_counts_as_a_failure(db, receiver, platform):
