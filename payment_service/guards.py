@@ -12,23 +12,37 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def check_body() -> None:
-    """Refuse oversized bodies from their Content-Length, before anything reads them; require
-    JSON on /v1 bodies; refuse bodies that are not JSON with one clear error."""
+    """Refuse oversized bodies from their Content-Length, before anything reads them (a chunked
+    body has none: it is read up to the limit, and refused past it); require JSON on /v1
+    bodies; refuse bodies that are not JSON with one clear error."""
     if request.method not in _BODY_METHODS or not request.path.startswith("/v1/"):
         return
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
+    chunked = request.headers.get("Transfer-Encoding") == "chunked"
+    if chunked and request.content_length is None:
+        _read_unsized_body()
     if request.path.startswith("/v1/providers/"):
         return  # provider webhooks are verified on their raw bytes by their adapter
-    has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding") == "chunked"
-    if not has_body:
+    if not (request.content_length or chunked):
         return
     if request.mimetype != "application/json":
         raise UnsupportedMediaType()
     try:  # parsed once: request.get_json() answers from this cache from now on
-        request.get_json(cache=True)  # bounded by MAX_CONTENT_LENGTH for chunked bodies
+        request.get_json(cache=True)
     except BadRequest:  # not UTF-8, or not JSON
         raise MalformedJson() from None
+    except RecursionError:  # json.loads recurses once per nested array or object
+        raise MalformedJson("The JSON nests too deeply.") from None
+
+
+def _read_unsized_body() -> None:
+    """Read (and cache) a body sent without Content-Length, chunked, refusing one over the
+    limit. Werkzeug's stream stops silently at MAX_CONTENT_LENGTH, so the JSON of a larger
+    body would look cut short; reading up to one byte past the limit tells the two apart."""
+    request.max_content_length = MAX_BODY_BYTES + 1  # before anything opens request.stream
+    if len(request.get_data(cache=True)) > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
 
 
 _NUL = "\x00"
@@ -37,19 +51,29 @@ _UNSTORABLE_MESSAGE = "Must not contain NUL (U+0000) or unpaired surrogates (\\u
 
 def _unstorable(value: object) -> bool:
     """Whether a JSON value holds text no database can take: NUL, which PostgreSQL text
-    refuses, or an unpaired surrogate (a JSON escape like "\\ud800"), which is not UTF-8."""
-    if isinstance(value, str):
-        if _NUL in value:
-            return True
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_unstorable(key) or _unstorable(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_unstorable(item) for item in value)
+    refuses, or an unpaired surrogate (a JSON escape like "\\ud800"), which is not UTF-8.
+    Walked with a stack, not recursion: any nesting json.loads accepted can be checked."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _unstorable_text(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def _unstorable_text(text: str) -> bool:
+    if _NUL in text:
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
     return False
 
 

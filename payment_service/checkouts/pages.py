@@ -15,6 +15,7 @@ from payment_service.checkouts.payflow import (
     signed_redirect,
     start_payment,
 )
+from payment_service.checkouts.services import name_in_logs
 from payment_service.checkouts.tokens import token_is_valid
 from payment_service.db import utcnow
 from payment_service.merchants.models import Merchant
@@ -38,13 +39,18 @@ def _ext(name: str) -> Any:
 
 
 def _load(checkout_id: str, token: str | None) -> tuple[Checkout, Merchant] | None:
+    """The checkout and its merchant, None for a bad token or a missing checkout. Every page
+    loads it first, so from here on the request's log lines name the checkout."""
     settings = _ext("payment_settings")
     if not token or not token_is_valid(settings.secret_key, checkout_id, token):
         return None
     with _ext("payment_db").transaction() as session:
         checkout = session.get(Checkout, checkout_id)
         merchant = session.get(Merchant, checkout.merchant_id) if checkout else None
-    return (checkout, merchant) if checkout and merchant else None
+    if checkout is None or merchant is None:
+        return None
+    name_in_logs(checkout)
+    return checkout, merchant
 
 
 def _refused() -> Response:

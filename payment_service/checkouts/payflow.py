@@ -72,7 +72,10 @@ def start_payment(
             )
         )
     log.info(
-        "checkout.provider_session", checkoutId=checkout.id, providerSessionId=created.session_id
+        "checkout.provider_session",
+        checkoutId=checkout.id,
+        reservationId=checkout.reservation_id,
+        providerSessionId=created.session_id,
     )
     return created.redirect_url
 
@@ -117,7 +120,12 @@ def _ask_provider(registry: ProviderRegistry, checkout: Checkout) -> SessionStat
     try:
         return registry.get(checkout.provider).retrieve_session(checkout.provider_session_id)
     except ProviderError as exc:
-        log.warning("checkout.return_status_unknown", checkoutId=checkout.id, error=str(exc))
+        log.warning(
+            "checkout.return_status_unknown",
+            checkoutId=checkout.id,
+            reservationId=checkout.reservation_id,
+            error=str(exc),
+        )
         return None
 
 

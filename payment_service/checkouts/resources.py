@@ -12,7 +12,8 @@ from payment_service.api import Blueprint
 from payment_service.checkouts import at_once, services
 from payment_service.checkouts.models import Checkout
 from payment_service.checkouts.tokens import checkout_url
-from payment_service.db import utcnow
+from payment_service.db import Database, utcnow
+from payment_service.errors import ApiError
 from payment_service.idempotency.services import (
     StoredResponse,
     check_key,
@@ -112,6 +113,22 @@ def _respond(stored: StoredResponse, replayed: bool = False) -> Response:
     return response
 
 
+def _replay_or_refuse(
+    db: Database, merchant_id: str, key: str, request_fingerprint: str, refusal: ApiError
+) -> Response:
+    """A retry of a request that passed validate_request when it was first made may fail it
+    now (its expiresAt is nearer, the merchant's settings changed): it still gets the stored
+    answer, or 422 for a key already used with another body (CONTRACT §5). Only a refused
+    request looks, so the usual create pays nothing for this; with no stored answer the
+    refusal stands and, like every validation error, is not stored."""
+
+    def refuse(_tx: Tx) -> StoredResponse:
+        raise refusal
+
+    stored, _ = run_idempotent(db, merchant_id, key, request_fingerprint, refuse)
+    return _respond(stored, replayed=True)  # run_idempotent returned: it found an answer
+
+
 @blp.route("")
 class TicketCheckouts(MethodView):
     @blp.arguments(CreateCheckoutSchema(), example=_EXAMPLE)
@@ -142,9 +159,12 @@ class TicketCheckouts(MethodView):
         key = check_key(request.headers.get("Idempotency-Key"))
         merchant = current_merchant()
         now = utcnow()
-        services.validate_request(merchant, data, current_app.extensions["payment_policy"], now)
         db = current_app.extensions["payment_db"]
         request_fingerprint = fingerprint(request.method, request.path, request.get_json())
+        try:
+            services.validate_request(merchant, data, current_app.extensions["payment_policy"], now)
+        except ApiError as refusal:
+            return _replay_or_refuse(db, merchant.id, key, request_fingerprint, refusal)
 
         checkout = services.new_checkout(merchant, data, request_id=g.request_id, now=now)
         created = _json(201, CHECKOUT_SCHEMA.dump(view(checkout)))

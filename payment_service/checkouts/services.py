@@ -252,6 +252,7 @@ def get_checkout(db: Database, merchant_id: str, checkout_id: str) -> Checkout:
         checkout = session.get(Checkout, checkout_id)
         if checkout is None or checkout.merchant_id != merchant_id:
             raise NotFound("No such checkout.")
+        name_in_logs(checkout)
         return checkout
 
 
@@ -278,6 +279,7 @@ def cancel_checkout(
         checkout = session.get(Checkout, checkout_id, with_for_update=True)
         if checkout is None or checkout.merchant_id != merchant_id:
             raise NotFound("No such checkout.")
+        name_in_logs(checkout)
         status = checkout.effective_status()
         if status == CheckoutStatus.CANCELED:
             return checkout
