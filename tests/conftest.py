@@ -6,6 +6,8 @@ mandatory: unreachable ends the run with an error, never a silent skip.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from payment_service import close_app, create_app
 from payment_service.db import Base, Database
+from payment_service.logging import configure_logging
 from payment_service.migrate import upgrade
 from payment_service.models import import_all_models
 from payment_service.settings import Settings, normalize_database_url
@@ -185,3 +188,12 @@ def cut_next_checkout() -> Iterator[Callable[..., None]]:
     finally:
         for engine in engines:
             event.remove(engine, "checkout", cut)
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """Log lines as JSON into a string, for tests that read what was logged."""
+    stream = io.StringIO()
+    configure_logging("json", "DEBUG", stream=stream)
+    yield stream
+    logging.getLogger().handlers[:] = []

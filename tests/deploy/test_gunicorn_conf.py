@@ -16,7 +16,7 @@ import pytest
 
 from payment_service.server import gunicorn_options
 from tests.deploy import sources
-from tests.e2e.processes import BIN, free_port, service_env
+from tests.e2e.processes import BIN, containers_env, free_port
 from tests.factories import checkout_payload, make_merchant
 
 pytestmark = pytest.mark.e2e
@@ -86,11 +86,7 @@ def test_a_request_in_flight_finishes_after_sigterm(database_url, db, tmp_path):
     origin = f"http://127.0.0.1:{free_port()}"
     merchant = make_merchant(db, origins=(origin,), allow_http=True)
     port = free_port()
-    env = service_env(
-        database_url, PAYMENT_SANDBOX="1", PAYMENT_ALLOW_PRIVATE_CALLBACKS="1",
-        SANDBOX_DATABASE_URL=f"sqlite:///{tmp_path / 'sandbox.db'}",
-        GUNICORN_WORKERS="1", PYTHONUNBUFFERED="1",
-    )  # fmt: skip
+    env = containers_env(database_url, tmp_path)
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen(

@@ -34,6 +34,16 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def containers_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    """The service as deploy/gunicorn.conf.py runs it in the containers, one worker, with the
+    sandbox on its own file, for tests that start gunicorn with that config."""
+    return service_env(
+        database_url, PAYMENT_SANDBOX="1", PAYMENT_ALLOW_PRIVATE_CALLBACKS="1",
+        SANDBOX_DATABASE_URL=f"sqlite:///{tmp_path / 'sandbox.db'}",
+        GUNICORN_WORKERS="1", PYTHONUNBUFFERED="1",
+    )  # fmt: skip
+
+
 def run_cli(
     args: list[str], env: Mapping[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:

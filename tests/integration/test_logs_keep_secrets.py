@@ -1,21 +1,8 @@
 """The logs of a whole request cycle carry request ids and never a key, secret or e-mail."""
 
-import io
 import json
-import logging
 
-import pytest
-
-from payment_service.logging import configure_logging
 from tests.factories import checkout_payload, make_merchant
-
-
-@pytest.fixture
-def log_stream():
-    stream = io.StringIO()
-    configure_logging("json", "DEBUG", stream=stream)
-    yield stream
-    logging.getLogger().handlers[:] = []
 
 
 def test_a_full_cycle_logs_ids_but_no_secrets(app, client, db, log_stream):

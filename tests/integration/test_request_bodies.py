@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 from payment_service.logging import configure_logging
 from payment_service.settings import MAX_BODY_BYTES
 from tests.deploy.sources import GUNICORN_CONF
-from tests.e2e.processes import BIN, Server, free_port, service_env
+from tests.e2e.processes import BIN, Server, containers_env, free_port
 from tests.factories import checkout_payload, make_merchant
 
 DEEP = 2000  # past the interpreter's recursion limit: json.loads raises RecursionError
@@ -136,11 +136,7 @@ def test_a_chunked_body_over_the_limit_is_413_on_gunicorn(database_url, db, tmp_
     bodies: the limit holds there too."""
     merchant = make_merchant(db)
     port = free_port()
-    env = service_env(
-        database_url, PAYMENT_SANDBOX="1", PAYMENT_ALLOW_PRIVATE_CALLBACKS="1",
-        SANDBOX_DATABASE_URL=f"sqlite:///{tmp_path / 'sandbox.db'}",
-        GUNICORN_WORKERS="1", PYTHONUNBUFFERED="1",
-    )  # fmt: skip
+    env = containers_env(database_url, tmp_path)
     server = Server(
         [str(BIN / "gunicorn"), "--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}",
          "payment_service.wsgi:app"],

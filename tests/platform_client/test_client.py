@@ -29,6 +29,7 @@ from platform_client.errors import (
 )
 from shared_contracts.checkouts import CheckoutStatus, PaymentMethodFamily
 from tests.platform_client.servers import CHECKOUT, Answer, Script, envelope
+from tests.receivers import read_http_request
 
 API_KEY = "pk_live_very_secret_0123456789"
 
@@ -328,7 +329,7 @@ def test_a_connection_dropped_before_the_answer_is_retried_with_the_same_key() -
             for attempt in range(2):
                 conn, _ = listener.accept()
                 with conn:
-                    requests_seen.append(_read_request(conn))
+                    requests_seen.append(read_http_request(conn))
                     if attempt == 0:  # RST instead of an answer
                         conn.setsockopt(
                             socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
@@ -352,18 +353,3 @@ def test_a_connection_dropped_before_the_answer_is_retried_with_the_same_key() -
     assert first[1] == second[1]  # the same body
     key = [h for h in first[0].split(b"\r\n") if h.lower().startswith(b"idempotency-key:")]
     assert key and key[0] in second[0].split(b"\r\n")  # and the same Idempotency-Key
-
-
-def _read_request(conn: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += conn.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        body += conn.recv(65536)
-    return head + b"\r\n\r\n" + body

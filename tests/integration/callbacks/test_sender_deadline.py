@@ -13,6 +13,7 @@ from payment_service.callbacks.dispatcher import attempt_delivery, claim_due
 from tests.factories import make_merchant
 from tests.integration.callbacks.conftest import add_checkout, add_event
 from tests.integration.callbacks.helpers import attempts_of, delivery_of
+from tests.receivers import read_http_request
 
 SCHEDULE = (0, 1, 2)
 DRIP_SECONDS = 0.2  # between two bytes: far below any per-read timeout
@@ -41,7 +42,7 @@ class DrippingPlatform:
                 continue
             with conn:
                 conn.settimeout(5)
-                self._read_request(conn)
+                read_http_request(conn)
                 try:
                     conn.sendall(self.answer[: self.at_once])
                     for byte in self.answer[self.at_once :]:
@@ -50,20 +51,6 @@ class DrippingPlatform:
                         conn.sendall(bytes([byte]))
                 except OSError:
                     pass  # the sender hung up: what the deadline is for
-
-    @staticmethod
-    def _read_request(conn: socket.socket) -> None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += conn.recv(65536)
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        while len(body) < length:
-            body += conn.recv(65536)
 
 
 @pytest.fixture(

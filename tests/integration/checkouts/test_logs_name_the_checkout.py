@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -18,19 +17,10 @@ from werkzeug.serving import make_server
 
 from payment_service import close_app, create_app
 from payment_service.checkouts.models import Checkout
-from payment_service.logging import configure_logging
 from tests.e2e.buyer import Page
 from tests.factories import checkout_payload, public_resolver
 
 RESERVATION = "res_logs"
-
-
-@pytest.fixture
-def log_stream():
-    stream = io.StringIO()
-    configure_logging("json", "DEBUG", stream=stream)
-    yield stream
-    logging.getLogger().handlers[:] = []
 
 
 @dataclass
