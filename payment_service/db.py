@@ -81,10 +81,13 @@ class Database:
 
 
 def _create_engine(url: str, *, pool_size: int) -> Engine:
+    # hide_parameters: a database error's text never carries bound values (buyers' e-mail
+    # addresses, provider references) into the logs.
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": LOCK_TIMEOUT_MS / 1000},
+            hide_parameters=True,
         )
         _make_sqlite_transactional(engine)
         return engine
@@ -96,6 +99,7 @@ def _create_engine(url: str, *, pool_size: int) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size * 2,
         pool_pre_ping=not psycopg3,
+        hide_parameters=True,
         connect_args={
             "connect_timeout": 5,
             "options": f"-c lock_timeout={LOCK_TIMEOUT_MS} "
