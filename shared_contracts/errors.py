@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
@@ -106,3 +107,16 @@ def error_body(
             "details": dict(details or {}),
         }
     }
+
+
+def error_code_of(body: str | bytes | None) -> str | None:
+    """The ``code`` of a §3 error body (a JSON object whose ``error`` is an object holding a
+    non-empty string ``code``; its other fields are not required), or None for anything else:
+    not JSON, nested too deeply to parse, another shape."""
+    try:
+        parsed = json.loads(body or "")
+    except (ValueError, RecursionError):  # RecursionError: a deeply nested "[[[[…"
+        return None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) and code else None

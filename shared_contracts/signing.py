@@ -72,6 +72,12 @@ def _secret_key(secret: str) -> bytes:
     return key
 
 
+def check_secret(secret: str) -> None:
+    """ValueError, with the reason and never the value, if ``secret`` is not a well-formed
+    ``whsec_`` secret: for configuration checks at start-up."""
+    _secret_key(secret)
+
+
 def _as_list(secrets: str | Sequence[str]) -> list[str]:
     listed = [secrets] if isinstance(secrets, str) else list(secrets)
     if not listed:

@@ -34,6 +34,7 @@ from payment_service.callbacks.sender import AttemptResult
 from payment_service.db import Database, UTCDateTime, utcnow
 from payment_service.payments.refunds import platform_rejection_reason, request_refund
 from payment_service.rawsql import Statement, Tx
+from shared_contracts.errors import error_code_of
 from shared_contracts.events import EventType
 
 if TYPE_CHECKING:
@@ -90,24 +91,12 @@ _ATTEMPT_WRITTEN = Statement(
 )
 
 
-def is_error_body(response_excerpt: str | None) -> bool:
-    """Whether an answer's body is a CONTRACT §3 error body: a JSON object whose ``error`` is
-    an object holding a non-empty string ``code`` (its other fields are not required of a
-    platform). The excerpt is the first 2 KiB of the answer; a longer body does not parse and
-    does not count: a §3 body is far smaller, and a missed rejection is retried, then `dead`
-    and replayable, where a false one refunds a ticket for good."""
-    try:
-        body = json.loads(response_excerpt or "")
-    except (ValueError, RecursionError):  # RecursionError: a deeply nested "[[[[…"
-        return False
-    error = body.get("error") if isinstance(body, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return isinstance(code, str) and code != ""
-
-
 def is_rejection(status_code: int | None, response_excerpt: str | None) -> bool:
-    """CONTRACT §8: a 409, 410 or 422 with an error body refuses the event for good."""
-    return status_code in REJECTED_CODES and is_error_body(response_excerpt)
+    """CONTRACT §8: a 409, 410 or 422 with an error body refuses the event for good. The
+    excerpt is the first 2 KiB of the answer; a longer body does not parse and does not count:
+    a §3 body is far smaller, and a missed rejection is retried, then `dead` and replayable,
+    where a false one refunds a ticket for good."""
+    return status_code in REJECTED_CODES and error_code_of(response_excerpt) is not None
 
 
 def classify(

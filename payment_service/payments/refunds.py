@@ -13,7 +13,6 @@ is final and logged at ERROR for an operator.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +32,7 @@ from payment_service.payments.models import Payment, Refund, RefundStatus
 from payment_service.providers.base import ProviderRefund, ProviderRejected, ProviderUnavailable
 from payment_service.providers.registry import ProviderRegistry
 from shared_contracts.checkouts import CheckoutStatus
+from shared_contracts.errors import error_code_of
 from shared_contracts.events import EventType
 
 __all__ = [
@@ -72,11 +72,8 @@ def backoff(failed_calls: int) -> timedelta:
 def platform_rejection_reason(response_excerpt: str | None) -> str:
     """``platform_rejected``, plus ``:<code>`` when the platform's answer is a CONTRACT §3 error
     body (``{"error": {"code": …}}``) whose code looks like a code."""
-    try:
-        code = json.loads(response_excerpt or "")["error"]["code"]
-    except (ValueError, TypeError, KeyError):
-        return PLATFORM_REJECTED
-    if isinstance(code, str) and _ERROR_CODE.fullmatch(code):
+    code = error_code_of(response_excerpt)
+    if code is not None and _ERROR_CODE.fullmatch(code):
         return f"{PLATFORM_REJECTED}:{code}"
     return PLATFORM_REJECTED
 

@@ -144,12 +144,12 @@ def _api_key(source: str, value: str) -> str:
 
 
 def _signing_secrets(source: str, secrets: tuple[str, ...]) -> tuple[str, ...]:
-    """Each secret parsed by the very code that verifies callbacks and return URLs (a probe
-    signature), so a malformed one stops the start instead of failing every callback with a
-    500 that the payment service retries for days. The reason is given, never the value."""
+    """Each secret parsed by the very code that verifies callbacks and return URLs, so a
+    malformed one stops the start instead of failing every callback with a 500 that the
+    payment service retries for days. The reason is given, never the value."""
     for position, secret in enumerate(secrets, start=1):
         try:
-            signing.sign(secret, "msg_config_check", 0, b"")
+            signing.check_secret(secret)
         except ValueError as exc:
             which = f"secret {position} of {len(secrets)}" if len(secrets) > 1 else "the secret"
             raise ConfigError(
