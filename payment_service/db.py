@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import select
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -89,7 +91,7 @@ def _create_engine(url: str, *, pool_size: int) -> Engine:
             connect_args={"check_same_thread": False, "timeout": LOCK_TIMEOUT_MS / 1000},
             hide_parameters=True,
         )
-        _make_sqlite_transactional(engine)
+        make_sqlite_transactional(engine)
         return engine
     # The checkout check below reads psycopg 3's connection state; any other driver (Settings
     # always picks psycopg 3, a caller of Database may not) gets SQLAlchemy's ping instead.
@@ -133,19 +135,42 @@ def refuse_dead_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> 
         raise DisconnectionError("the server closed the connection (unread data or EOF)")
 
 
-def _make_sqlite_transactional(engine: Engine) -> None:
+def use_wal(dbapi_connection: sqlite3.Connection, timeout_ms: int = LOCK_TIMEOUT_MS) -> None:
+    """Put the SQLite file in WAL mode, waiting up to ``timeout_ms`` for other connections.
+
+    The mode is kept in the file, so this changes something only on a new file. There SQLite
+    does not wait on its busy timeout: when several processes open a new file at once (the
+    workers of one gunicorn, the services of `make run`), all but one of their switches fail
+    at once with "database is locked", and a gunicorn worker that fails to boot stops the
+    whole server. So a busy switch is tried again until one of them has made it.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    pause = 0.001
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL").close()
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def make_sqlite_transactional(engine: Engine) -> None:
     """Let SQLAlchemy, not pysqlite, begin transactions, and take the write lock up front.
 
     pysqlite's own BEGIN is deferred, so two writers can both read and then deadlock on the
     upgrade to a write lock; BEGIN IMMEDIATE serialises writers at the start instead. This is
-    the recipe of SQLAlchemy's SQLite dialect documentation.
+    the recipe of SQLAlchemy's SQLite dialect documentation. Connections also get WAL mode
+    (readers do not block the writer), foreign keys and a busy timeout.
     """
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        use_wal(dbapi_connection)
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_MS}")
         cursor.close()

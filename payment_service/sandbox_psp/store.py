@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from payment_service.db import LOCK_TIMEOUT_MS, make_sqlite_transactional
 from payment_service.sandbox_psp.models import SandboxBase, Switches
 
-BUSY_TIMEOUT_MS = 5000
 T = TypeVar("T")
+# The advisory lock key of create_all on PostgreSQL: any constant no other code of ours uses.
+_CREATE_ALL_LOCK = 0x53414E44424F58  # "SANDBOX"
 
 
 class Store:
@@ -26,8 +28,18 @@ class Store:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_all(self) -> None:
-        """Create the tables and the switches row; safe when several processes start at once."""
-        SandboxBase.metadata.create_all(self.engine)
+        """Create the tables and the switches row; safe when several processes start at once.
+
+        Every worker of every API server runs this at boot. On PostgreSQL two CREATE TABLEs of
+        one name at once fail (a duplicate in pg_type), so a transaction-scoped advisory lock
+        lets one process create while the others wait and then find the tables there. On
+        SQLite the transaction's BEGIN IMMEDIATE does the same."""
+        with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_ALL_LOCK}
+                )
+            SandboxBase.metadata.create_all(connection)
         try:
             with self.transaction() as db:
                 if db.get(Switches, 1) is None:
@@ -57,28 +69,20 @@ def retry_once_on_conflict(attempt: Callable[[], T]) -> T:
 
 
 def _create_engine(url: str) -> Engine:
+    # hide_parameters: a database error's text never carries bound values (the return URLs'
+    # checkout-page tokens, order names) into the logs.
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
+        url,
+        connect_args={"check_same_thread": False, "timeout": LOCK_TIMEOUT_MS / 1000},
+        hide_parameters=True,
     )
-
-    # SQLAlchemy's SQLite recipe: let SQLAlchemy begin transactions, and take the write lock up
-    # front (BEGIN IMMEDIATE) so two processes serialise instead of deadlocking on an upgrade.
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
+    # SQLAlchemy's SQLite recipe, as for the service's own database: SQLAlchemy begins
+    # transactions and takes the write lock up front (BEGIN IMMEDIATE), so two processes
+    # serialise instead of deadlocking on an upgrade; WAL mode, set safely on a new file.
+    make_sqlite_transactional(engine)
     return engine

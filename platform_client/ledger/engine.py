@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import select
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -70,10 +72,31 @@ def _refuse_dead_connection(dbapi_connection: Any, _record: Any, _proxy: Any) ->
         raise DisconnectionError("the server closed the connection (unread data or EOF)")
 
 
+def _use_wal(dbapi_connection: sqlite3.Connection) -> None:
+    """Put the SQLite file in WAL mode, waiting up to LOCK_TIMEOUT_MS for other connections.
+
+    The mode is kept in the file, so this changes something only on a new file. There SQLite
+    does not wait on its busy timeout: when several processes open a new file at once (the
+    workers of one gunicorn), all but one of their switches fail at once with "database is
+    locked". So a busy switch is tried again until one of them has made it.
+    """
+    deadline = time.monotonic() + LOCK_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL").close()
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # SQLAlchemy, not pysqlite, begins transactions
+    _use_wal(dbapi_connection)
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_MS}")
     cursor.close()
