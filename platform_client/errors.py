@@ -49,7 +49,10 @@ class UrlNotAllowed(PaymentServiceError):
 
 
 class CheckoutExists(PaymentServiceError):
-    """The reservation already has an open or paid checkout (409); ``checkout_id`` names it."""
+    """The reservation already has an open or paid checkout (409); ``checkout_id`` names it
+    (None if it was gone by the time the service looked). It may also name one past its
+    deadline whose provider session the service is still settling (it reads as ``expired``):
+    then try again shortly rather than sending the buyer to it."""
 
     @property
     def checkout_id(self) -> str | None:

@@ -255,18 +255,22 @@ def _on_rejected(session: Session, claim: Claim, result: AttemptResult) -> None:
     if claim.event_type != EventType.PAID:
         return
     reason = platform_rejection_reason(result.response_excerpt)
-    log.warning(
-        "callback.paid_rejected", eventId=claim.event_id, checkoutId=claim.checkout_id,
-        statusCode=result.status_code, reason=reason,
-    )  # fmt: skip
     try:
         payment_id = json.loads(claim.outgoing.body)["data"]["paymentId"]
     except (ValueError, TypeError, KeyError):
         payment_id = None
-    request_refund(
-        session, claim.checkout_id, reason, claim.outgoing.request_id,
-        payment_id=payment_id if isinstance(payment_id, str) else None,
-    )  # fmt: skip
+    # Both lines name the reservation too: support searches by it (CONTRACT §4).
+    with structlog.contextvars.bound_contextvars(
+        checkoutId=claim.checkout_id, reservationId=claim.reservation_id
+    ):
+        log.warning(
+            "callback.paid_rejected", eventId=claim.event_id, statusCode=result.status_code,
+            reason=reason,
+        )  # fmt: skip
+        request_refund(
+            session, claim.checkout_id, reason, claim.outgoing.request_id,
+            payment_id=payment_id if isinstance(payment_id, str) else None,
+        )  # fmt: skip
 
 
 class _Waiting:

@@ -195,9 +195,20 @@ def _free_reservation(
     session: Session, merchant_id: str, reservation_id: str, now: datetime, request_id: str | None
 ) -> None:
     """The reservation's live checkout blocked the insert: expire it if it is an open one past
-    its deadline (the sweep may not have run yet), else raise CheckoutExists naming it."""
+    its deadline (the sweep may not have run yet), else raise CheckoutExists naming it.
+
+    One whose buyer opened a provider session is left to the sweep (checkouts/expiry.py): only
+    the provider can say whether that session was paid (its webhook may be lost), and asking it
+    has no place in this transaction. The sweep settles it within a round or two; until then
+    the reservation's new checkout is refused like any other."""
     existing = session.execute(
-        select(Checkout.id, Checkout.status, Checkout.expires_at).where(
+        select(
+            Checkout.id,
+            Checkout.status,
+            Checkout.expires_at,
+            Checkout.provider_session_id,
+            Checkout.provider_session_settled_at,
+        ).where(
             Checkout.merchant_id == merchant_id,
             Checkout.reservation_id == reservation_id,
             Checkout.status.in_(LIVE_STATUSES),
@@ -206,7 +217,10 @@ def _free_reservation(
     if existing is None:
         return  # it left `open`/`paid` meanwhile: the insert is tried again
     overdue = existing.status == CheckoutStatus.OPEN and existing.expires_at <= now
-    if not overdue:
+    unsettled = existing.provider_session_id is not None and (
+        existing.provider_session_settled_at is None
+    )
+    if not overdue or unsettled:
         raise _exists(existing.id)
     locked = session.get(Checkout, existing.id, with_for_update=True, populate_existing=True)
     if locked is None or locked.effective_status(now) != CheckoutStatus.EXPIRED:
@@ -239,10 +253,13 @@ def _live_checkout(session: Session, merchant_id: str, reservation_id: str) -> C
     ).first()
 
 
-def expire_overdue(session: Session, checkout: Checkout, *, request_id: str | None) -> None:
-    """open -> expired, with its event; the caller holds the row lock."""
+def expire_overdue(
+    session: Session, checkout: Checkout, *, request_id: str | None, now: datetime | None = None
+) -> None:
+    """open -> expired, with its event; the caller holds the row lock. The expiry sweep and a
+    create that finds the reservation held by an overdue checkout both come here."""
     checkout.status = CheckoutStatus.EXPIRED
-    checkout.closed_at = utcnow()
+    checkout.closed_at = now or utcnow()
     record_event(session, checkout, EventType.EXPIRED, request_id=request_id)
 
 
@@ -295,16 +312,24 @@ def cancel_checkout(
 
 
 def captured_payment(db: Database, checkout: Checkout) -> dict[str, Any] | None:
-    """The payment that paid this checkout, in PaymentSchema's names; None while unpaid."""
+    """The payment that paid this checkout (the one its ticket_payment.paid names), in
+    PaymentSchema's names; None while unpaid. Captures that were refunded without being applied
+    (a second capture, a wrong amount) are never it, whenever the provider says they happened."""
     if checkout.status not in (CheckoutStatus.PAID, CheckoutStatus.REFUNDED):
         return None
-    from payment_service.payments.models import Payment
+    from payment_service.payments.models import Payment, Refund
+    from payment_service.payments.refunds import AMOUNT_MISMATCH, DUPLICATE_CAPTURE
 
+    not_applied = select(Refund.id).where(
+        Refund.payment_id == Payment.id, Refund.reason.in_((DUPLICATE_CAPTURE, AMOUNT_MISMATCH))
+    )
     with db.transaction() as session:
         payment = session.scalars(
             select(Payment)
             .where(
-                Payment.checkout_id == checkout.id, Payment.status.in_(("succeeded", "refunded"))
+                Payment.checkout_id == checkout.id,
+                Payment.status.in_(("succeeded", "refunded")),
+                ~exists(not_applied),
             )
             .order_by(Payment.occurred_at)
         ).first()

@@ -6,9 +6,10 @@ rejected `ticket_payment.paid`) and the call loses nothing. The job claims due r
 short transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL) and leases them by pushing their
 next attempt past the longest provider call, calls the provider outside any transaction under
 the idempotency key `refund:{id}` (the same key on every retry, so the money moves once), then
-records the outcome: success refunds the payment and the checkout and writes
-`ticket_payment.refunded`; an unavailable provider is retried on a backoff, forever; a refusal
-is final and logged at ERROR for an operator.
+records the outcome: success (the provider reports the refund succeeded, for the whole
+payment) refunds the payment and the checkout and writes `ticket_payment.refunded`; an
+unavailable provider, and a refund it reports pending, failed or for another amount, are
+retried on a backoff, forever; a refusal is final and logged at ERROR for an operator.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ PLATFORM_REJECTED = "platform_rejected"
 # A second capture for a checkout that already has its payment: refunded, and the checkout,
 # which keeps its first payment and its ticket, does not change.
 DUPLICATE_CAPTURE = "duplicate_capture"
+# A capture of another amount or currency than the checkout's: refunded, never applied.
+AMOUNT_MISMATCH = "amount_mismatch"
 # Delay before the next call after n failed calls: 5 s, 30 s, 5 min, 30 min, then every hour.
 BACKOFF_SECONDS = (5, 30, 300, 1800, 3600)
 # After this many failed calls every further failure is logged as refund.needs_attention.
@@ -144,7 +147,9 @@ class RefundClaim:
     payment_id: str
     provider: str
     provider_payment_id: str
+    reservation_id: str
     amount: int
+    currency: str
     reason: str
     attempts: int  # failed calls before this one
 
@@ -177,8 +182,9 @@ def claim_due_refunds(
             .execution_options(synchronize_session=False)
         )
         rows = session.execute(
-            select(Refund, Payment.provider_payment_id)
+            select(Refund, Payment.provider_payment_id, Checkout.reservation_id)
             .join(Payment, Payment.id == Refund.payment_id)
+            .join(Checkout, Checkout.id == Refund.checkout_id)
             .where(Refund.id.in_(ids))
             .order_by(Refund.created_at)
         ).all()
@@ -189,11 +195,13 @@ def claim_due_refunds(
                 payment_id=refund.payment_id,
                 provider=refund.provider,
                 provider_payment_id=provider_payment_id,
+                reservation_id=reservation_id,
                 amount=refund.amount,
+                currency=refund.currency,
                 reason=refund.reason,
                 attempts=refund.attempts,
             )
-            for refund, provider_payment_id in rows
+            for refund, provider_payment_id, reservation_id in rows
         ]
 
 
@@ -211,30 +219,60 @@ def process_due_refunds(
     claims = claim_due_refunds(db, now=now, limit=limit)
     down: set[str] = set()
     for claim in claims:
-        if claim.provider in down:
-            _postpone(db, claim, now + backoff(1))
-            continue
-        try:
-            provider = registry.get(claim.provider)
-            refunded = provider.refund(
-                claim.provider_payment_id,
-                claim.amount,
-                idempotency_key=claim.idempotency_key,
-                reason=claim.reason,
-            )
-        except ProviderRejected as exc:
-            _failed(db, claim, str(exc), now)
-        except ProviderUnavailable as exc:
-            down.add(claim.provider)
-            _retry_later(db, claim, str(exc), now)
-        except KeyError:
-            _retry_later(db, claim, f"provider {claim.provider!r} is not configured", now)
-        except Exception as exc:  # a bug or a surprise: the money still has to come back
-            log.exception("refund.call_failed", refundId=claim.refund_id)
-            _retry_later(db, claim, f"{type(exc).__name__}: {exc}", now)
-        else:
-            _succeeded(db, claim, refunded, now)
+        # Every line about this refund names its checkout and reservation (CONTRACT §4: one
+        # grep by reservation id follows a payment to its refund).
+        with structlog.contextvars.bound_contextvars(
+            checkoutId=claim.checkout_id, reservationId=claim.reservation_id
+        ):
+            _process(db, registry, claim, down, now)
     return len(claims)
+
+
+def _process(
+    db: Database, registry: ProviderRegistry, claim: RefundClaim, down: set[str], now: datetime
+) -> None:
+    if claim.provider in down:
+        _postpone(db, claim, now + backoff(1))
+        return
+    try:
+        provider = registry.get(claim.provider)
+        refunded = provider.refund(
+            claim.provider_payment_id,
+            claim.amount,
+            idempotency_key=claim.idempotency_key,
+            reason=claim.reason,
+        )
+    except ProviderRejected as exc:
+        _failed(db, claim, str(exc), now)
+    except ProviderUnavailable as exc:
+        down.add(claim.provider)
+        _retry_later(db, claim, str(exc), now)
+    except KeyError:
+        _retry_later(db, claim, f"provider {claim.provider!r} is not configured", now)
+    except Exception as exc:  # a bug or a surprise: the money still has to come back
+        log.exception("refund.call_failed", refundId=claim.refund_id)
+        _retry_later(db, claim, f"{type(exc).__name__}: {exc}", now)
+    else:
+        if _returns_the_payment(claim, refunded):
+            _succeeded(db, claim, refunded, now)
+        else:  # the money is not back (yet): the same key asks about the same refund again
+            _retry_later(db, claim, _not_returned(claim, refunded), now)
+
+
+def _returns_the_payment(claim: RefundClaim, refunded: ProviderRefund) -> bool:
+    """The provider reports the refund done, for the whole amount (a pending or failed one is
+    an answer too, and so is one for another amount: none of them is the money back)."""
+    return refunded.succeeded and (refunded.amount, refunded.currency) == (
+        claim.amount, claim.currency,
+    )  # fmt: skip
+
+
+def _not_returned(claim: RefundClaim, refunded: ProviderRefund) -> str:
+    state = "succeeded" if refunded.succeeded else "not succeeded (pending or failed)"
+    return (
+        f"provider refund {refunded.refund_id} is {state} for {refunded.amount} "
+        f"{refunded.currency}, the payment is {claim.amount} {claim.currency}"
+    )
 
 
 def _succeeded(db: Database, claim: RefundClaim, refunded: ProviderRefund, now: datetime) -> None:
@@ -252,7 +290,9 @@ def _succeeded(db: Database, claim: RefundClaim, refunded: ProviderRefund, now: 
         refund.completed_at = now
         refund.last_error = None
         payment.status = "refunded"
-        if refund.reason != DUPLICATE_CAPTURE:  # else the checkout keeps its first payment
+        # A second capture or one of another amount was never the checkout's payment: the
+        # checkout keeps its own (or stays unpaid), and the platform hears nothing.
+        if refund.reason not in (DUPLICATE_CAPTURE, AMOUNT_MISMATCH):
             _refund_checkout(session, checkout, payment, refund, now)
     log.info(
         "refund.succeeded", refundId=claim.refund_id, checkoutId=claim.checkout_id,

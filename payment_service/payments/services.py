@@ -16,7 +16,7 @@ from payment_service.checkouts.states import Outcome, decline_outcome, is_late, 
 from payment_service.db import Database, utcnow
 from payment_service.ids import new_id
 from payment_service.payments.models import Payment, ProviderEventRecord
-from payment_service.payments.refunds import DUPLICATE_CAPTURE, request_refund
+from payment_service.payments.refunds import AMOUNT_MISMATCH, DUPLICATE_CAPTURE, request_refund
 from payment_service.providers.base import PaymentStatus, ProviderEvent, ProviderPayment
 from shared_contracts.checkouts import CheckoutStatus
 from shared_contracts.events import EventType, isoformat_z
@@ -62,16 +62,15 @@ def apply_payment(
     else:
         outcome = decline_outcome(checkout.attempts, max_attempts)
     target = next_status(current, outcome)
-    session.add(
-        Payment(
-            id=new_id("pay"), checkout_id=checkout.id, merchant_id=checkout.merchant_id, provider=provider,
-            provider_payment_id=payment.payment_id, provider_session_id=payment.session_id,
-            status=payment.status.value, amount=payment.amount, currency=payment.currency, tx_id=payment.tx_id,
-            decline_code=payment.decline_code, occurred_at=payment.occurred_at,
-        )
+    recorded = Payment(
+        id=new_id("pay"), checkout_id=checkout.id, merchant_id=checkout.merchant_id, provider=provider,
+        provider_payment_id=payment.payment_id, provider_session_id=payment.session_id,
+        status=payment.status.value, amount=payment.amount, currency=payment.currency, tx_id=payment.tx_id,
+        decline_code=payment.decline_code, occurred_at=payment.occurred_at,
     )  # fmt: skip
+    session.add(recorded)
     if outcome == Outcome.SUCCEEDED:
-        _captured(session, checkout, current, provider, payment, request_id)
+        _captured(session, checkout, current, recorded, payment, request_id)
     elif current == CheckoutStatus.OPEN and target is not None:
         _declined(session, checkout, target, payment, max_attempts, request_id)
     session.flush()
@@ -79,49 +78,49 @@ def apply_payment(
 
 
 def _captured(
-    session: Session, checkout: Checkout, current: CheckoutStatus, provider: str,
+    session: Session, checkout: Checkout, current: CheckoutStatus, recorded: Payment,
     payment: ProviderPayment, request_id: str | None,
 ) -> None:  # fmt: skip
+    """A succeeded attempt (``recorded`` is its Payment row, not flushed yet)."""
     if (payment.amount, payment.currency) != (checkout.amount, checkout.currency):
-        log.error(
-            "payment.amount_mismatch",
-            expected=checkout.amount,
-            got=payment.amount,
-            currency=payment.currency,
-        )
+        # Not the price of this ticket: applying it would confirm an order for the wrong money.
+        # The checkout stays as it is (the buyer may still pay the right amount); this goes back.
+        _refund_unapplied(session, checkout, recorded, AMOUNT_MISMATCH, request_id)
+        return
     if current in (CheckoutStatus.PAID, CheckoutStatus.REFUNDED):
         # A second capture for one checkout (two tabs, two sessions): money taken twice for one
         # ticket. The checkout keeps its first payment; this one goes back to the buyer.
-        session.flush()
-        duplicate = _payment(session, provider, payment.payment_id)
-        log.error(
-            "payment.duplicate_capture",
-            providerPaymentId=payment.payment_id,
-            paymentId=duplicate.id,
-        )
-        request_refund(session, checkout.id, DUPLICATE_CAPTURE, request_id, payment_id=duplicate.id)
+        _refund_unapplied(session, checkout, recorded, DUPLICATE_CAPTURE, request_id)
         return
     checkout.late = is_late(current, Outcome.SUCCEEDED)
     checkout.status = CheckoutStatus.PAID
     checkout.paid_at = payment.occurred_at
     checkout.closed_at = checkout.closed_at or utcnow()
-    session.flush()
-    paid = _payment(session, provider, payment.payment_id)
+    if checkout.provider_session_id in (None, payment.session_id):
+        # Its session is complete, so it can take no other payment: the sweep need not ask.
+        # (None: the webhook came before start_payment stored the session, the same one.)
+        checkout.provider_session_settled_at = checkout.provider_session_settled_at or utcnow()
     record_event(
         session, checkout, EventType.PAID,
-        {"paymentId": paid.id, "provider": provider, "txId": payment.tx_id,
+        {"paymentId": recorded.id, "provider": recorded.provider, "txId": payment.tx_id,
          "paidAt": isoformat_z(payment.occurred_at), "late": checkout.late},
         request_id=request_id,
     )  # fmt: skip
-    log.info("checkout.paid", late=checkout.late, paymentId=paid.id)
+    log.info("checkout.paid", late=checkout.late, paymentId=recorded.id)
 
 
-def _payment(session: Session, provider: str, provider_payment_id: str) -> Payment:
-    return session.scalars(
-        select(Payment).where(
-            Payment.provider == provider, Payment.provider_payment_id == provider_payment_id
-        )
-    ).one()
+def _refund_unapplied(
+    session: Session, checkout: Checkout, captured: Payment, reason: str, request_id: str | None
+) -> None:
+    """Request the refund of a capture recorded but not applied to the checkout; logged at
+    ERROR as ``payment.<reason>`` (payment.amount_mismatch, payment.duplicate_capture)."""
+    session.flush()  # request_refund reads the payment back
+    log.error(
+        f"payment.{reason}", providerPaymentId=captured.provider_payment_id, paymentId=captured.id,
+        amount=captured.amount, currency=captured.currency,
+        expectedAmount=checkout.amount, expectedCurrency=checkout.currency,
+    )  # fmt: skip
+    request_refund(session, checkout.id, reason, request_id, payment_id=captured.id)
 
 
 def _declined(

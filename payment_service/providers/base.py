@@ -27,6 +27,11 @@ class ProviderRejected(ProviderError):
     """The provider refused the request (4xx): retrying the same request will not help."""
 
 
+class ProviderNotFound(ProviderRejected):
+    """The provider does not know the object asked about (404), as opposed to refusing the
+    request for another reason (bad credentials, a state that forbids it)."""
+
+
 class WebhookRejected(ProviderError):
     """A webhook that is unsigned, forged, stale or unparseable: answer 400, store nothing."""
 

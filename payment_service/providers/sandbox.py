@@ -23,6 +23,7 @@ from payment_service.providers.base import (
     PaymentProvider,
     PaymentStatus,
     ProviderEvent,
+    ProviderNotFound,
     ProviderPayment,
     ProviderRefund,
     ProviderRejected,
@@ -166,6 +167,8 @@ class SandboxProvider(PaymentProvider):
             return _event(event)
         except (_Malformed, ValueError) as exc:  # UnicodeDecodeError is a ValueError
             raise WebhookRejected(f"unparseable webhook: {exc}") from None
+        except RecursionError:  # json.loads recurses once per nested array or object
+            raise WebhookRejected("unparseable webhook: the JSON nests too deeply") from None
 
     def expire_session(self, session_id: str) -> None:
         path = f"/api/sessions/{self._path_id('session', session_id)}/expire"
@@ -231,6 +234,8 @@ class SandboxProvider(PaymentProvider):
                     )
                 return data
             problem = self._scrub(f"sandbox {what}: HTTP {status}{_error_text(response)}")
+            if status == 404:
+                raise ProviderNotFound(problem)
             if 400 <= status < 500 and status not in _TRANSIENT_STATUSES:
                 raise ProviderRejected(problem)
             # 5xx, 408, 429, and a redirect (which an API call never follows): the state of the
@@ -239,7 +244,7 @@ class SandboxProvider(PaymentProvider):
 
     def _path_id(self, kind: str, object_id: str) -> str:
         if not _ID.fullmatch(object_id):
-            raise ProviderRejected(self._scrub(f"sandbox: no such {kind}: {object_id[:80]!r}"))
+            raise ProviderNotFound(self._scrub(f"sandbox: no such {kind}: {object_id[:80]!r}"))
         return quote(object_id, safe="")
 
     def _malformed(self, what: str, exc: Exception) -> NoReturn:

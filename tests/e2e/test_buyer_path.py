@@ -260,7 +260,7 @@ def test_worker_expires_an_overdue_checkout(stack: Stack, buyer: Buyer) -> None:
         after_press.startswith(f"{stack.url}/checkout/{checkout_id}?"),
         f"pressing pay on an expired checkout went to {after_press}",
     )
-    # The worker closed the provider session too (best effort, right after the commit).
+    # The worker closed the provider session before it expired the checkout.
     stack.poll(
         lambda: buyer.status_of(provider_url) == 410,
         "the sandbox session to be expired",

@@ -108,6 +108,28 @@ def test_an_overdue_open_checkout_reads_as_expired_and_frees_its_reservation(
     assert [e.type for e in events(db)] == ["ticket_payment.expired"]
 
 
+def test_an_overdue_checkout_with_a_provider_session_is_left_to_the_sweep(
+    client, merchant, create, db
+):
+    """Its buyer may have paid there (the webhook lost, the tab closed): expiring it here would
+    forget that payment, since only the sweep asks the provider. The new checkout waits."""
+    checkout_id = create().get_json()["checkoutId"]
+    set_status(db, checkout_id, expires_at=utcnow() - timedelta(seconds=1),
+               provider_session_id="sbs_maybe_paid")  # fmt: skip
+    refused = create()
+    assert refused.status_code == 409
+    assert refused.get_json()["error"]["code"] == "checkout_exists"
+    assert refused.get_json()["error"]["details"] == {"checkoutId": checkout_id}
+    with db.transaction() as session:
+        assert session.get(Checkout, checkout_id).status == "open"
+    assert events(db) == []
+
+    # Once the sweep has settled the session (closed, nothing paid), the reservation is free.
+    set_status(db, checkout_id, provider_session_settled_at=utcnow())
+    assert create().status_code == 201
+    assert [e.type for e in events(db)] == ["ticket_payment.expired"]
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [("get", "/v1/ticket-checkouts/{id}"), ("post", "/v1/ticket-checkouts/{id}/cancel")],

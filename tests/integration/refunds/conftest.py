@@ -188,11 +188,12 @@ class World:
         self.paid.append(paid)
         return paid
 
-    def buyer_pays(self, checkout_id: str) -> ProviderPayment:
-        """A buyer pays the checkout in a new sandbox session; the captured payment."""
+    def buyer_pays(self, checkout_id: str, amount: int = 30000) -> ProviderPayment:
+        """A buyer pays ``amount`` KRW (the checkouts' price unless told otherwise) for the
+        checkout in a new sandbox session; the captured payment."""
         session = self.provider.create_session(
             SessionRequest(
-                checkout_id=checkout_id, amount=30000, currency="KRW",
+                checkout_id=checkout_id, amount=amount, currency="KRW",
                 description="Seoul Marathon 2027 - Full course",
                 return_url=f"https://pay.test/return/{checkout_id}",
                 cancel_url=f"https://pay.test/checkout/{checkout_id}",
