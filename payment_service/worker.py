@@ -34,6 +34,9 @@ SQLITE_DELIVERY_POLL = 0.2
 POSTGRESQL_DELIVERY_POLL = 1.0
 # Refunds requested by a rejected callback (and their retries) are picked up within a second.
 REFUND_POLL = 1.0
+# A job that keeps failing (the database is down) waits twice as long after each failure, up
+# to this; it runs at its own interval again after its first success.
+MAX_FAILURE_BACKOFF = 30.0
 
 
 @dataclass
@@ -42,6 +45,13 @@ class Job:
     every: float
     run: Callable[[], int]
     next_at: float = field(default=0.0)
+    failures: int = 0  # failed rounds in a row
+
+    def pause_after_failure(self) -> float:
+        # The exponent stops growing long before the cap: 2 ** 1024 is no float (an outage of
+        # eight hours would otherwise end the worker with an OverflowError).
+        doubled = self.every * 2 ** min(self.failures - 1, 32)
+        return min(doubled, max(self.every, MAX_FAILURE_BACKOFF))
 
 
 class Worker:
@@ -59,8 +69,11 @@ class Worker:
     ) -> None:
         self.stopping = threading.Event()
         self.wake = threading.Event()  # something to deliver: run the delivery job now
+        max_attempts = (settings or Settings()).max_payment_attempts
         self.jobs = [
-            Job("expiry_sweep", sweep_every, lambda: sweep(db, registry)),
+            Job(
+                "expiry_sweep", sweep_every, lambda: sweep(db, registry, max_attempts=max_attempts)
+            ),
             Job("refunds", REFUND_POLL, lambda: process_due_refunds(db, registry)),
             Job("idempotency_purge", 3600.0, lambda: purge_expired(db)),
         ]
@@ -96,10 +109,29 @@ class Worker:
                 continue
             try:
                 done[job.name] = job.run()
-            except Exception:  # a failed round is retried next round; the worker lives on
-                log.exception("worker.job_failed", job=job.name)
+            except Exception as exc:  # a failed round is retried later; the worker lives on
+                job.failures += 1
+                self._log_failure(job, exc)
+                job.next_at = time.monotonic() + job.pause_after_failure()
+                continue
+            if job.failures:
+                log.info("worker.job_recovered", job=job.name, failures=job.failures)
+                job.failures = 0
             job.next_at = time.monotonic() + job.every
         return done
+
+    @staticmethod
+    def _log_failure(job: Job, exc: Exception) -> None:
+        """The first failure in a row with its traceback; the next ones (a database that stays
+        down fails every job every round) as one line each, at a slowing pace."""
+        if job.failures == 1:
+            log.exception("worker.job_failed", job=job.name)
+            return
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        log.warning(
+            "worker.job_failed", job=job.name, failures=job.failures,
+            error=f"{type(exc).__name__}: {first_line}", retryIn=round(job.pause_after_failure(), 1),
+        )  # fmt: skip
 
     def run_forever(self) -> None:
         log.info("worker.started", jobs=[job.name for job in self.jobs], workerId=self.worker_id)

@@ -38,6 +38,7 @@ from shared_contracts.events import (
     EventType,
     encode_body,
     event_body,
+    isoformat_z,
 )
 
 REPLAYABLE = frozenset({DeliveryStatus.DEAD, DeliveryStatus.REJECTED})
@@ -205,12 +206,15 @@ _SAMPLE_DATA: dict[str, object] = {
 
 
 def sample_body(event_type: EventType, now: datetime | None = None) -> dict[str, object]:
-    """A body of that type with every required data field set to a sample value."""
+    """A body of that type with every data field a real one carries, set to sample values:
+    the required fields, and `late` (false) in a paid one, as payments.services sends it."""
     now = now or utcnow()
-    samples = {**_SAMPLE_DATA, "paidAt": now.isoformat().replace("+00:00", "Z")}
+    samples = {**_SAMPLE_DATA, "paidAt": isoformat_z(now)}
     if event_type == EventType.REFUNDED:
         samples["reason"] = "rejected_by_platform"
     data = {name: samples[name] for name in sorted(REQUIRED_DATA_FIELDS[event_type])}
+    if event_type == EventType.PAID:
+        data["late"] = False
     return event_body(event_type, data, now)
 
 

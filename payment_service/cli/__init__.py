@@ -81,9 +81,18 @@ def worker(sweep_every: float) -> None:
 
 
 def main() -> None:
-    """Entry point: a configuration error is one readable line and exit code 2."""
+    """Entry point: a configuration error is one readable line and exit code 2; a database
+    that cannot be reached (or used) one line and exit code 3, not two chained tracebacks."""
+    from sqlalchemy.exc import OperationalError
+
     try:
         cli.main(prog_name="payment-service", standalone_mode=True)
     except ConfigError as exc:
         click.echo(f"payment-service: configuration error: {exc}", err=True)
         sys.exit(2)
+    except OperationalError as exc:
+        # The driver's own first line ("connection ... failed: Connection refused", "database
+        # is locked"): it names the server, never the password. Bound values are hidden.
+        reason = (str(exc.orig or exc).strip().splitlines() or [""])[0]
+        click.echo(f"payment-service: database unavailable: {reason}", err=True)
+        sys.exit(3)

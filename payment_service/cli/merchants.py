@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -125,6 +126,10 @@ def merchants_ensure_dev(path: Path, origins: tuple[str, ...]) -> None:
         "signingSecret": created.signing_secret,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(saved, indent=2) + "\n")
-    path.chmod(0o600)
+    # Owner-only before the first byte: a new file is created 0600, an old one is changed
+    # first (O_CREAT keeps an existing file's mode).
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(json.dumps(saved, indent=2) + "\n")
     click.echo(json.dumps(saved, indent=2))

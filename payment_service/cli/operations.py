@@ -20,7 +20,9 @@ def refunds() -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def refunds_list(status: str | None, limit: int, as_json: bool) -> None:
-    """List refunds, newest first, with their provider attempts and last error."""
+    """List refunds, newest first, with their failed provider calls and last error.
+
+    `attempts` counts the provider calls that failed (a refund done at the first call shows 0)."""
     from payment_service.payments.models import RefundStatus
     from payment_service.payments.refunds import list_refunds
 
@@ -42,7 +44,7 @@ def refunds_list(status: str | None, limit: int, as_json: bool) -> None:
     for row in rows:
         click.echo(
             f"{row['refundId']}  {row['status']:<9}  {row['checkoutId']}  {row['amount']} {row['currency']}"
-            f"  attempts={row['attempts']}  {row['lastError'] or ''}".rstrip()
+            f"  failed_calls={row['attempts']}  {row['lastError'] or ''}".rstrip()
         )
 
 

@@ -16,10 +16,11 @@ def env(database_url, db):
 
 
 def test_bad_configuration_is_one_line_and_exit_2(env):
-    result = run_cli(["db", "upgrade"], {**env, "PAYMENT_DATABASE_URL": "nonsense"})
+    result = run_cli(["db", "upgrade"], {**env, "PAYMENT_DATABASE_URL": "pg ://u:s3cret@db/x"})
     assert result.returncode == 2
+    # The URL is not repeated: it may hold a password.
     assert result.stderr.strip().splitlines() == [
-        "payment-service: configuration error: PAYMENT_DATABASE_URL is not a database URL: 'nonsense'"
+        "payment-service: configuration error: PAYMENT_DATABASE_URL is not a database URL"
     ]
     assert "Traceback" not in result.stderr + result.stdout
 
@@ -102,3 +103,18 @@ def test_serve_answers_health_docs_and_401_with_json_logs(env, tmp_path):
         for line in requests_logged
     )
     assert all("duration_ms" in line and "method" in line for line in requests_logged)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["db", "upgrade"], ["merchants", "list"], ["deliveries", "list"], ["refunds", "list"]],
+)
+def test_an_unreachable_database_is_one_line_and_exit_3(env, command):
+    port = free_port()  # nothing listens there
+    url = f"postgresql+psycopg://postgres:s3cret@127.0.0.1:{port}/payments"
+    result = run_cli(command, {**env, "PAYMENT_DATABASE_URL": url})
+    assert result.returncode == 3, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("payment-service: database unavailable: ")
+    assert str(port) in line  # says which server
+    assert "s3cret" not in line

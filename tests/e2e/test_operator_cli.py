@@ -163,3 +163,5 @@ def test_refunds_list_shows_the_ones_that_need_a_person(env, db, merchant, recei
         and "rfd_1" in everything.stdout
         and "failed" in everything.stdout
     )
+    # The count is of failed provider calls, and says so (a refund done at once shows 0).
+    assert "failed_calls=" in everything.stdout and "attempts=" not in everything.stdout
