@@ -19,7 +19,9 @@ def check_body() -> None:
         return
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
-    chunked = request.headers.get("Transfer-Encoding") == "chunked"
+    # Transfer codings are case-insensitive (RFC 9112 §6.1), and gunicorn takes "Chunked" too.
+    codings = request.headers.get("Transfer-Encoding", "").lower().split(",")
+    chunked = "chunked" in (coding.strip() for coding in codings)
     if chunked and request.content_length is None:
         _read_unsized_body()
     if request.path.startswith("/v1/providers/"):

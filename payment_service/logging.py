@@ -17,8 +17,11 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # Values that are credentials whatever key they sit under: our API keys and signing secrets,
-# and bearer tokens quoted in free text.
-_SECRET_VALUE_RE = re.compile(r"(sk_[A-Za-z0-9_-]{16,}|whsec_[A-Za-z0-9+/=]{16,}|Bearer\s+\S+)")
+# bearer tokens quoted in free text, and the `t` of a checkout page's URL (the signed token
+# that opens the page), e.g. in gunicorn's "Invalid HTTP request line: 'GET /checkout/...'".
+_SECRET_VALUE_RE = re.compile(
+    r"(sk_[A-Za-z0-9_-]{16,}|whsec_[A-Za-z0-9+/=]{16,}|Bearer\s+\S+|(?<=[?&]t=)[^&\s'\"#]+)"
+)
 _SECRET_KEYS = frozenset(
     {"authorization", "api_key", "apikey", "secret", "signing_secret", "signingsecret",
      "password", "token", "secret_key", "cookie", "webhook-signature"}

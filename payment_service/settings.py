@@ -15,6 +15,8 @@ from sqlalchemy.exc import ArgumentError
 STANDARD_RETRY_SCHEDULE: tuple[int, ...] = (
     0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400,
 )  # fmt: skip
+# Markers of the placeholder secrets in deploy/.env.example and deploy/k8s/secret.example.yaml.
+EXAMPLE_PLACEHOLDERS = ("replace-me", "change0me")
 INSECURE_DEV_SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105 (refused in production)
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -70,6 +72,11 @@ class Settings:
             secret_key = INSECURE_DEV_SECRET_KEY
         elif production and (secret_key == INSECURE_DEV_SECRET_KEY or len(secret_key) < 32):
             raise ConfigError("PAYMENT_SECRET_KEY must be at least 32 characters in production")
+        elif production and is_example_placeholder(secret_key):
+            raise ConfigError(
+                "PAYMENT_SECRET_KEY is the example's placeholder: anyone who has read the example"
+                " could sign checkout links; use a random value (e.g. openssl rand -hex 32)"
+            )
 
         sandbox_raw = get("PAYMENT_SANDBOX")
         sandbox = _flag("PAYMENT_SANDBOX", sandbox_raw, default=not production)
@@ -96,7 +103,9 @@ class Settings:
                 get("PAYMENT_DATABASE_URL") or "sqlite:///var/payment-service.db"
             ),
             public_url=_public_url(
-                get("PAYMENT_PUBLIC_URL") or "http://127.0.0.1:8000", production
+                "PAYMENT_PUBLIC_URL",
+                get("PAYMENT_PUBLIC_URL") or "http://127.0.0.1:8000",
+                production,
             ),
             secret_key=secret_key,
             sandbox=sandbox,
@@ -110,12 +119,16 @@ class Settings:
             ),
             log_format=log_format,
             log_level=log_level,
-            sandbox_url=_public_url(get("PAYMENT_SANDBOX_URL"), False)
+            sandbox_url=_public_url("PAYMENT_SANDBOX_URL", get("PAYMENT_SANDBOX_URL"), False)
             if get("PAYMENT_SANDBOX_URL")
             else None,
             sandbox_api_key=get("SANDBOX_API_KEY") or "sbx_test_key",
             sandbox_webhook_secret=get("SANDBOX_WEBHOOK_SECRET") or "sbx_whsec_dev",
-            sandbox_database_url=get("SANDBOX_DATABASE_URL") or "sqlite:///var/sandbox-psp.db",
+            sandbox_database_url=normalize_database_url(
+                get("SANDBOX_DATABASE_URL") or "sqlite:///var/sandbox-psp.db",
+                name="SANDBOX_DATABASE_URL",
+                make_dir=sandbox,  # without the sandbox nothing opens it: no var/ anywhere
+            ),
         )
 
 
@@ -155,34 +168,55 @@ def _schedule(raw: str | None) -> tuple[int, ...]:
     return schedule
 
 
-def _public_url(raw: str, production: bool) -> str:
+def is_example_placeholder(value: str) -> bool:
+    """True for a secret copied unchanged from deploy/'s examples (.env.example,
+    k8s/secret.example.yaml), whose placeholders contain one of EXAMPLE_PLACEHOLDERS."""
+    return any(marker in value.lower() for marker in EXAMPLE_PLACEHOLDERS)
+
+
+def _public_url(name: str, raw: str, production: bool) -> str:
+    """An absolute http(s) URL with no credentials, query or fragment, without a trailing /.
+    Messages show the value only when it has no user information, which may be a password."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(f"PAYMENT_PUBLIC_URL must be an absolute http(s) URL, not {raw!r}")
+    shown = "" if "@" in raw else f", not {raw!r}"
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 (parsing the port is the check: "99999" or "x" raise here)
+    except ValueError:
+        raise ConfigError(f"{name} must be an absolute http(s) URL{shown}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must be an absolute http(s) URL{shown}")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{name} must not contain a user name or password")
     if production and parts.scheme != "https":
-        raise ConfigError("PAYMENT_PUBLIC_URL must be https in production")
+        raise ConfigError(f"{name} must be https in production")
     return raw.rstrip("/")
 
 
-def normalize_database_url(raw: str) -> str:
-    """Validate a database URL and pin the driver: psycopg 3 for PostgreSQL, pysqlite for SQLite."""
+def normalize_database_url(
+    raw: str, *, name: str = "PAYMENT_DATABASE_URL", make_dir: bool = True
+) -> str:
+    """Validate a database URL (the variable ``name``) and pin the driver: psycopg 3 for
+    PostgreSQL, pysqlite for SQLite, whose file's directory is created (``make_dir``). Messages
+    never repeat the URL: it may hold a password."""
     try:
         url: URL = make_url(raw)
-    except ArgumentError:
-        raise ConfigError(f"PAYMENT_DATABASE_URL is not a database URL: {raw!r}") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError(f"{name} is not a database URL") from None
     backend = url.get_backend_name()
     if backend == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
     elif backend == "sqlite":
         if url.database in (None, "", ":memory:"):
+            raise ConfigError(f"{name} must name a SQLite file, not an in-memory database")
+        try:
+            if make_dir:
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
             raise ConfigError(
-                "PAYMENT_DATABASE_URL must name a SQLite file, not an in-memory database"
-            )
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+                f"{name}: cannot create the SQLite file's directory: {exc.strerror}"
+            ) from None
     else:
-        raise ConfigError(
-            f"PAYMENT_DATABASE_URL must be a postgresql:// or sqlite:// URL, not {backend!r}"
-        )
+        raise ConfigError(f"{name} must be a postgresql:// or sqlite:// URL, not {backend!r}")
     return url.render_as_string(hide_password=False)

@@ -5,6 +5,7 @@ grace periods longer than a clean shutdown takes)."""
 from __future__ import annotations
 
 import inspect
+import secrets
 from typing import Any
 
 import pytest
@@ -100,6 +101,11 @@ def test_config_and_secrets_are_variables_the_service_reads_with_valid_values(pa
             env = container_env(container)
             unknown = sources.unknown_names(env, payment_names)
             assert not unknown, f"{name} sets {unknown}, which no payment-service code reads"
+            # The example's secret key is a placeholder the service refuses in production;
+            # with a real one put in, everything else is valid as it stands.
+            with pytest.raises(ConfigError, match="placeholder"):
+                sources.check_payment_settings(env)
+            env = {**env, "PAYMENT_SECRET_KEY": secrets.token_hex(32)}
             settings = sources.check_payment_settings(env)
             assert settings.is_production and not settings.allow_private_callbacks
     with pytest.raises(ConfigError):  # the service's own check stops a bad value

@@ -83,14 +83,16 @@ def padded_to(size: int, reservation_id: str) -> bytes:
 
 
 def post_chunked(
-    port: int, body: bytes, headers: dict[str, str], path: str = "/v1/ticket-checkouts"
-) -> tuple[int, dict[str, Any]]:
+    port: int, body: bytes, headers: dict[str, str], path: str = "/v1/ticket-checkouts",
+    coding: str = "chunked",
+) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    """POST the body in chunks; ``coding`` is the Transfer-Encoding header's spelling."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
         connection.request(
             "POST", path, body=chunks, encode_chunked=True,
-            headers={**headers, "Content-Type": "application/json"},
+            headers={**headers, "Content-Type": "application/json", "Transfer-Encoding": coding},
         )  # fmt: skip
         response = connection.getresponse()
         return response.status, json.loads(response.read())
@@ -104,6 +106,10 @@ def assert_the_limit_is_exact(port: int, auth: dict[str, str]) -> None:
     assert status == 201, body
     status, body = post_chunked(port, padded_to(MAX_BODY_BYTES + 1, "res_over_limit"),
                                 {**auth, "Idempotency-Key": "over-limit"})  # fmt: skip
+    assert (status, body["error"]["code"]) == (413, "payload_too_large"), body
+    # Transfer codings are case-insensitive: gunicorn reads "Chunked" as chunked, so must we.
+    status, body = post_chunked(port, padded_to(MAX_BODY_BYTES + 1, "res_over_limit_2"),
+                                {**auth, "Idempotency-Key": "over-limit-2"}, coding="Chunked")  # fmt: skip
     assert (status, body["error"]["code"]) == (413, "payload_too_large"), body
     # Provider webhooks skip the JSON checks, not the limit.
     webhook = padded_to(MAX_BODY_BYTES + 1, "res_webhook")

@@ -30,6 +30,22 @@ def test_secret_keys_are_dropped_and_secret_values_masked():
     assert event["list"] == [REDACTED]
 
 
+def test_checkout_page_tokens_are_masked_in_urls():
+    token = "WyJjaGtfZFQ3SHFUbUZLWFlHRW1Bci0yNjlLRGJTIiwxNzk1MzU3OTYxXQ.NfqUu2IbUpOj03U-0oPSXg2LSl0"
+    event = redact(None, "error", {
+        "event": f"Invalid HTTP request line: 'GET /checkout/chk_1?t={token} HTTP/1.1 x'",
+        "url": f"http://127.0.0.1:8000/checkout/chk_1/return?a=1&t={token}&b=2",
+        "other": "?target=kept&at=kept",
+    })  # fmt: skip
+    assert token not in json.dumps(event)
+    assert (
+        event["event"]
+        == f"Invalid HTTP request line: 'GET /checkout/chk_1?t={REDACTED} HTTP/1.1 x'"
+    )
+    assert event["url"] == f"http://127.0.0.1:8000/checkout/chk_1/return?a=1&t={REDACTED}&b=2"
+    assert event["other"] == "?target=kept&at=kept"
+
+
 def test_json_lines_carry_bound_context():
     stream = io.StringIO()
     configure_logging("json", "INFO", stream=stream)
