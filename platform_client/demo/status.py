@@ -1,9 +1,14 @@
 """The buyer's pages after starting: "payment processing" (polls this backend until the ledger
-says confirmed or released), a registration, "my registrations", and the e-mail sign-in."""
+says confirmed or released, or a while longer for a payment that came after the hold's end), a
+registration, "my registrations", and the e-mail sign-in."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TypeGuard
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -13,12 +18,18 @@ from platform_client.demo.identity import Buyer, buyer_errors, current_buyer, si
 from platform_client.demo.state import current_demo
 from platform_client.errors import InvalidSignature
 from platform_client.ledger import ReservationStatus
+from platform_client.ledger.models import RELEASED_STATUSES
 from platform_client.redirects import RedirectStatus, verify_redirect
 
 blueprint = Blueprint("status", __name__)
 
 #: Seconds between the processing page's reloads while the ledger has no answer yet.
 REFRESH_SECONDS = 2
+#: How long after a released hold's deadline the page keeps reloading for a payment that
+#: arrived too late: its callback comes within seconds unless this platform was unreachable.
+LATE_PAYMENT_WAIT = timedelta(minutes=2)
+#: Return statuses that say the buyer's money may be on its way.
+_PAYING = (RedirectStatus.PAID, RedirectStatus.PROCESSING)
 
 
 @blueprint.get("/reservations/<reservation_id>")
@@ -34,12 +45,18 @@ def reservation(reservation_id: str) -> Response | str | tuple[str, int]:
         abort(404)
     hint = redirect_hint(request.args, demo.settings.signing_secrets, view.checkout_id)
     pending = view.status == ReservationStatus.PENDING_PAYMENT
+    # The buyer paid, but the hold was released first (the sweeper, or an expiry callback, at
+    # the same moment): the payment's callback registers them if a place is free, else it is
+    # refunded. Only a callback can tell which, so wait for it a while.
+    paid_late = hint in _PAYING and view.status in RELEASED_STATUSES
+    waiting_late = paid_late and demo.ledger.clock() < view.expires_at + LATE_PAYMENT_WAIT
     return render_template(
         "reservation.html",
         view=view,
         hint=hint.value if hint else None,
+        paid_late=paid_late,
         names=catalog.names(demo.engine),
-        refresh=REFRESH_SECONDS if pending else None,
+        refresh=REFRESH_SECONDS if pending or waiting_late else None,
     )
 
 
@@ -123,7 +140,22 @@ def _sign_in_page(
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site: an open redirect would let a link send buyers anywhere."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only a path on this site: an open redirect would let a link send buyers anywhere.
+
+    Browsers drop tabs and newlines from a Location and read a backslash as a slash, so a
+    slash, a tab and ``/evil.example`` would lead to ``//evil.example``: a control character
+    or a backslash is refused, and so is anything that parses with a scheme or a host.
+    """
+    if _is_local_path(target):
         return target
     return url_for("status.my_registrations")
+
+
+def _is_local_path(target: str | None) -> TypeGuard[str]:
+    # "///host" parses with no host, but a browser reads any run of slashes as "//".
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return False
+    if any(unicodedata.category(character) == "Cc" for character in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc

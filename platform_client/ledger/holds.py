@@ -1,8 +1,9 @@
 """Seats: take one (a hold for a paid tier, a registration for a free one) and give it back.
 
 These functions run inside the caller's transaction and never commit; ``Ledger`` owns the
-transactions. Locks are always taken in one order, a reservation before its tier, so that the
-ledger's own transactions never deadlock each other.
+transactions. Locks are always taken in one order, a reservation before its tier (a paid
+callback: its reservation, then the buyer's live hold, then a tier), so that the ledger's own
+transactions never deadlock each other.
 """
 
 from __future__ import annotations

@@ -75,7 +75,9 @@ class ReservationStatus(StrEnum):
     CONFIRMED = "confirmed"  # paid; its registration exists
     EXPIRED = "expired"  # the hold ran out (callback or sweeper); seat returned
     CANCELED = "canceled"  # the checkout was canceled; seat returned
-    RELEASED = "released"  # the checkout failed or could not be created; seat returned
+    # The checkout failed or could not be created, or another hold of the buyer was paid; the
+    # seat was given back.
+    RELEASED = "released"
 
 
 #: Statuses that no longer hold a seat; a late payment may revive them if a seat is free.

@@ -16,6 +16,7 @@ from platform_client.callbacks import CallbackEvent, TicketPaymentPaid
 from platform_client.ledger.holds import (
     Hold,
     lock_reservation,
+    pending_hold,
     registration_of,
     release_hold,
     retake_seat,
@@ -72,7 +73,9 @@ def mark_processed(session: Session, event: CallbackEvent) -> None:
 def record_paid(session: Session, event: TicketPaymentPaid) -> PaidOutcome:
     """Confirm the registration of a paid hold, or raise RejectCallback (which the service
     answers with a refund): ``unknown_reservation`` 422, ``payment_mismatch`` 422,
-    ``already_registered`` 409, ``reservation_expired`` 409 (a late payment, no seat left)."""
+    ``already_registered`` 409, ``reservation_expired`` 409 (a late payment, no seat left).
+    The buyer's other hold for the event, if any (started after this one was released), is
+    released with its seat: its checkout stays open, and a payment of it is already_registered."""
     reservation = lock_reservation(session, event.reservation_id)
     if reservation is None:
         raise RejectCallback("unknown_reservation", "No such reservation.", status=422)
@@ -90,10 +93,18 @@ def record_paid(session: Session, event: TicketPaymentPaid) -> PaidOutcome:
             status=422,
             details={"fields": mismatches},
         )
+    # A buyer whose hold was released may have started again: that newer hold goes when this
+    # one is paid, or they keep two seats. Locked now, after this reservation and before the
+    # registration check and any tier (the lock order); at most one is pending (the index).
+    newer = pending_hold(session, reservation.user_id, reservation.event_id)
     if reservation.status == ReservationStatus.CONFIRMED or registration_of(
         session, reservation.user_id, reservation.event_id
     ):
         raise already_registered()
+    if newer is not None and newer.id != reservation.id:
+        # Given back first, so that in the same tier this payment can take that very seat.
+        # A rejection below rolls it back: the buyer keeps the newer hold.
+        release_hold(session, newer, ReservationStatus.RELEASED)
     outcome = PaidOutcome.CONFIRMED
     if reservation.status in RELEASED_STATUSES:
         if not retake_seat(session, reservation.tier_id):

@@ -4,23 +4,15 @@ so a buyer never holds a seat they can never pay for."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from platform_client.demo import close_app, create_app
 from platform_client.demo.catalog import SEED_EVENT_ID
-from platform_client.demo.settings import DemoSettings
 from platform_client.demo.state import demo_of
 from platform_client.ledger import Reservation, ReservationStatus, Tier
-from tests.e2e.platform_stack import platform_database
-from tests.factories import PLATFORM_ORIGIN, MerchantCredentials
-from tests.platform_client.servers import serving
 
 PAID_TIER = "tier_full_krw"
 REGISTER = f"/events/{SEED_EVENT_ID}/tiers/{PAID_TIER}/register"
@@ -33,26 +25,6 @@ REFUSED_BY_THE_SERVICE = [
     "kim@ex..ample.com",
     "kim@-example.com",
 ]
-
-
-@pytest.fixture
-def demo(
-    app: Flask, merchant: MerchantCredentials, database_url: str, tmp_path: Path
-) -> Iterator[Flask]:
-    """The reference platform on its own database (same backend), calling the real service."""
-    with serving(app) as service_url, platform_database(database_url, tmp_path) as platform_db:
-        settings = DemoSettings(
-            database_url=platform_db,
-            payment_service_url=service_url,
-            api_key=merchant.api_key,
-            signing_secrets=(merchant.signing_secret,),
-            public_url=PLATFORM_ORIGIN,
-        )
-        platform = create_app(settings)
-        try:
-            yield platform
-        finally:
-            close_app(platform)
 
 
 def register(browser: FlaskClient, email: str) -> tuple[int, str, str]:

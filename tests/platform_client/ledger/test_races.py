@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, Row, create_engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from platform_client.callbacks import CallbackEvent
 from platform_client.ledger import (
     Ledger,
     LedgerBase,
@@ -261,6 +262,12 @@ def deliveries(ledger: Ledger, reservation_id: str) -> Callable[[int], str]:
     Each answers "handled" or the code it was rejected with."""
     events = [paid(ledger, reservation_id, msg_id="evt_same") for _ in range(4)]
     events += [paid(ledger, reservation_id, msg_id=f"evt_other_{n}") for n in range(4)]
+    return delivering(ledger, events)
+
+
+def delivering(ledger: Ledger, events: list[CallbackEvent]) -> Callable[[int], str]:
+    """A race's work: thread i delivers events[i] and answers "handled" or the code it was
+    rejected with (the pool warmed up first, so that connecting does not spread the start)."""
     warm_up(ledger.engine, len(events))
 
     def deliver(i: int) -> str:
