@@ -46,6 +46,11 @@ LEASE_SECONDS = 60
 CLAIM_LIMIT = 32
 # A literal, not a bound parameter, so that SQLite can match the partial indexes' predicate.
 _PENDING: ColumnElement[str] = literal_column("'pending'")
+# A pending delivery holds its checkout's later ones back for this many attempts: the
+# immediate one and the first retry (5 s later on the standard schedule). One that has failed
+# that often lets the later ones go ahead, so a platform whose handler keeps failing one type
+# (an `expired` answered 500) does not hold back the checkout's late `paid` for days.
+IN_ORDER_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -67,15 +72,21 @@ class Claim:
 
 def due_deliveries(now: datetime, limit: int) -> Select[int]:
     """Pending, due, unleased (or lease run out) deliveries whose checkout has no earlier
-    pending one, soonest first; locked rows are skipped so concurrent claims never overlap."""
-    # "No earlier pending delivery" as the checkout's first pending seq: a correlated scalar
-    # subquery, which PostgreSQL runs as one index lookup per candidate whatever its
-    # statistics say. (As NOT EXISTS, a table not yet analysed after a burst of events got a
-    # plan that scanned every pending row per candidate: 320 ms per claim at 600 pending.)
+    pending one still in order (fewer than IN_ORDER_ATTEMPTS attempts), soonest first; locked
+    rows are skipped so concurrent claims never overlap."""
+    # "No earlier pending delivery in order" as the first seq among the checkout's pending
+    # deliveries that are in order, or the candidate itself: a correlated scalar subquery,
+    # which PostgreSQL runs as one index lookup per candidate whatever its statistics say.
+    # (As NOT EXISTS, a table not yet analysed after a burst of events got a plan that
+    # scanned every pending row per candidate: 320 ms per claim at 600 pending.)
     earlier = aliased(Delivery)
     first_pending = (
         select(func.min(earlier.seq))
-        .where(earlier.checkout_id == Delivery.checkout_id, earlier.status == _PENDING)
+        .where(
+            earlier.checkout_id == Delivery.checkout_id,
+            earlier.status == _PENDING,
+            or_(earlier.attempts < IN_ORDER_ATTEMPTS, earlier.id == Delivery.id),
+        )
         .scalar_subquery()
     )
     return (

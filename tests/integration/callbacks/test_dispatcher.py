@@ -196,6 +196,31 @@ def test_a_dead_or_delivered_earlier_event_releases_the_later_one(db, receiver, 
     assert [c.event_id for c in claim_due(db, "w1", limit=10)] == [later]
 
 
+def test_an_earlier_event_that_keeps_failing_stops_holding_the_later_one_back(
+    db, receiver, platform
+):
+    """A platform whose handler fails one type (an `expired` answered 500) still gets the
+    checkout's (late) `paid` after the earlier event's first retry, not after its last."""
+    assert dispatcher.IN_ORDER_ATTEMPTS == 2
+    checkout_id = add_checkout(db, platform.merchant_id, receiver.url())
+    failing = add_event(db, checkout_id)  # ticket_payment.expired
+    paid = add_paid_event(db, checkout_id)
+    receiver.default = Reply(500, b"handler crashed")
+    now = utcnow()
+    for attempt in (1, 2):
+        [claim] = claim_due(db, "w1", limit=10, now=now)
+        assert claim.event_id == failing, f"attempt {attempt}: the later one went first"
+        attempt_delivery(db, claim, allow_private=True, schedule=SCHEDULE, now=now)
+        now += timedelta(seconds=3)  # past the retry (SCHEDULE: 1 s, then 2 s, +-10 %)
+    # Failed twice and waiting for its next retry: the later one goes ahead of it.
+    receiver.default = Reply(200)
+    [claim] = claim_due(db, "w1", limit=10, now=now - timedelta(seconds=2.5))
+    assert claim.event_id == paid
+    assert attempt_delivery(db, claim, allow_private=True, schedule=SCHEDULE) == "delivered"
+    assert delivery_of(db, failing).status == "pending"  # still retried on its schedule
+    assert delivery_of(db, failing).attempts == 2
+
+
 def test_an_expired_lease_is_claimed_again_by_another_worker(db, receiver, platform):
     """A worker killed mid-attempt loses nothing: its lease runs out, another worker sends
     the same event (same webhook-id), and the dead worker's late result is not recorded."""
