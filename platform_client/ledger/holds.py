@@ -128,6 +128,24 @@ def registration_of(session: Session, user_id: str, event_id: str) -> str | None
     )
 
 
+def registered_meanwhile(session: Session, request: SeatRequest) -> bool:
+    """Whether the user got a registration for the event while this transaction waited on a
+    lock (PostgreSQL, READ COMMITTED: each statement sees what committed before it began).
+
+    The plain read saw the user holding a seat, or not registered; then the paid callback of
+    that hold committed while this waited for the hold's row lock, or a late payment re-took a
+    seat while this waited for the tier's. Without this check the user would get a second
+    seat, and a checkout whose payment the ledger refuses (and the service refunds). One
+    indexed read, on PostgreSQL's less usual path (the usual one is hold_seat_at_once)."""
+    return registration_of(session, request.user_id, request.event_id) is not None
+
+
+def _waits_on_locks(session: Session) -> bool:
+    # SQLite runs the whole transaction under its write lock (BEGIN IMMEDIATE): nothing
+    # another writer commits can appear in the middle of it.
+    return session.get_bind().dialect.name != "sqlite"
+
+
 def hold_seat(
     session: Session, request: SeatRequest, *, provider: str, now: datetime, ttl: timedelta
 ) -> SeatTaken:
@@ -177,6 +195,8 @@ def _hold_seat_locked(
     tier = lock_tier(session, request.tier_id)
     if tier is None or tier.event_id != request.event_id:
         raise UnknownTier(f"no tier {request.tier_id!r} for event {request.event_id!r}")
+    if _waits_on_locks(session) and registered_meanwhile(session, request):
+        raise AlreadyRegistered("the user is already registered for this event")
     if not in_sale_window(tier.valid_from, tier.valid_until, now):
         raise SaleClosed(f"tier {tier.id!r} is not on sale now")
     if tier.taken >= tier.capacity:

@@ -1,0 +1,88 @@
+"""A second submit while the buyer's hold is being paid (SQLite and PostgreSQL): it waits for the
+hold, finds the buyer registered, and takes no second seat."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from platform_client.ledger import AlreadyRegistered, Ledger, Reservation, holds, payments
+from tests.platform_client.ledger.helpers import EVENT, FULL, USD, counts, paid, taken
+from tests.platform_client.ledger.test_races import warm_up
+from tests.races import race
+
+PAUSE = 0.4  # how long the paid callback keeps the hold's row lock before it confirms it
+RACER_DELAY = 0.15  # the second submit starts inside that pause
+
+
+def slowed(lock_reservation: Callable[..., Reservation | None]) -> Callable[..., object]:
+    """record_paid's row lock on the hold, then a pause before it confirms the registration."""
+
+    def locked_then_paused(session: Session, reservation_id: str) -> Reservation | None:
+        found = lock_reservation(session, reservation_id)
+        time.sleep(PAUSE)
+        return found
+
+    return locked_then_paused
+
+
+def pay_while_submitting_again(ledger: Ledger, tier: str) -> list[str]:
+    """u_1's hold of FULL is paid; inside the callback's pause u_1 submits ``tier``. Answers:
+    "paid" for the callback, and the submit's "already_registered" or its reservation id."""
+    first = ledger.start_registration("u_1", EVENT, FULL, {}).reservation_id
+    assert first
+    event = paid(ledger, first)
+    warm_up(ledger.engine, 2)
+
+    def work(i: int) -> str:
+        if i == 0:
+            ledger.handle_callback(event)
+            return "paid"
+        time.sleep(RACER_DELAY)  # the plain read sees u_1 still holding, not yet registered
+        try:
+            started = ledger.start_registration("u_1", EVENT, tier, {})
+        except AlreadyRegistered:
+            return "already_registered"
+        assert started.reservation_id
+        return started.reservation_id
+
+    return race(2, work, timeout=60)
+
+
+def holds_of_u1(engine: Engine) -> int:
+    with Session(engine) as session:
+        return session.scalar(
+            select(func.count()).select_from(Reservation).where(Reservation.user_id == "u_1")
+        ) or 0  # fmt: skip
+
+
+@pytest.mark.parametrize("tier", [FULL, USD])
+def test_a_submit_waiting_on_the_hold_being_paid_finds_the_buyer_registered(
+    ledger: Ledger, engine: Engine, monkeypatch: pytest.MonkeyPatch, tier: str
+):
+    monkeypatch.setattr(payments, "lock_reservation", slowed(payments.lock_reservation))
+    assert pay_while_submitting_again(ledger, tier) == ["paid", "already_registered"]
+    assert counts(engine) == (1, 1)
+    assert holds_of_u1(engine) == 1  # the paid one, confirmed
+    assert (taken(engine, FULL), taken(engine, USD)) == (1, 0)
+
+
+def test_control_without_the_check_after_the_locks_the_buyer_gets_a_second_seat(
+    ledger: Ledger, engine: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    """PostgreSQL: the submit read u_1 as holding, waited for the hold's row lock, found it
+    no longer pending and took a seat of USD for a registered buyer. SQLite: BEGIN IMMEDIATE
+    runs the submit after the callback's commit, and its plain read sees the registration."""
+    monkeypatch.setattr(payments, "lock_reservation", slowed(payments.lock_reservation))
+    monkeypatch.setattr(holds, "registered_meanwhile", lambda session, request: False)
+    answers = pay_while_submitting_again(ledger, USD)
+    if engine.dialect.name == "postgresql":
+        assert answers[1].startswith("res_")
+        assert holds_of_u1(engine) == 2 and taken(engine, USD) == 1
+    else:
+        assert answers == ["paid", "already_registered"]
+        assert holds_of_u1(engine) == 1 and taken(engine, USD) == 0
