@@ -8,6 +8,7 @@ import flask_smorest
 from apispec import APISpec, BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, Request
+from marshmallow import fields as ma_fields
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -80,6 +81,62 @@ class ErrorEnvelopePlugin(BasePlugin):  # type: ignore[misc]
         return ref
 
 
+_REQUEST_ID_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}
+_REQUEST_ID_PARAMETER = {
+    "name": "X-Request-ID",
+    "in": "header",
+    "required": False,
+    "description": "Your id for this request, echoed back; the service makes one otherwise.",
+    "schema": _REQUEST_ID_SCHEMA,
+}
+_REQUEST_ID_RESPONSE_HEADER = {
+    "description": "The request's id (yours, or one the service made): quote it for support.",
+    "schema": _REQUEST_ID_SCHEMA,
+}
+
+
+class RequestIdPlugin(BasePlugin):  # type: ignore[misc]
+    """Documents X-Request-ID (CONTRACT §2): an optional header of every request, and a header
+    of every response, those in components/responses (the default error) included."""
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **_: Any
+    ) -> None:
+        for operation in (operations or {}).values():
+            if not isinstance(operation, dict):
+                continue
+            parameters = operation.setdefault("parameters", [])
+            if not any(p.get("name") == "X-Request-ID" for p in parameters if isinstance(p, dict)):
+                parameters.append(dict(_REQUEST_ID_PARAMETER))
+            for response in operation.get("responses", {}).values():
+                if isinstance(response, dict) and "$ref" not in response:
+                    _with_request_id(response)
+
+    def response_helper(self, response: dict[str, Any], **_: Any) -> dict[str, Any]:
+        return _with_request_id(response)
+
+
+def _with_request_id(response: dict[str, Any]) -> dict[str, Any]:
+    response.setdefault("headers", {}).setdefault("X-Request-ID", dict(_REQUEST_ID_RESPONSE_HEADER))
+    return response
+
+
+def nullable_nested(_converter: Any, field: Any, ret: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """An apispec attribute function (bound to its converter): a nullable Nested field as
+    "the schema, or null". apispec's form for OpenAPI 3.0 is `anyOf` of the schema and
+    `{"type": "object", "nullable": true}`, which lets any object through, so the document
+    would not say what `payment` holds; `enum: [null]` narrows that branch to null alone.
+    (`nullable` beside a `$ref` or an `allOf` means nothing in OpenAPI 3.0.3.)"""
+    any_of = ret.get("anyOf")
+    loose = {"type": "object", "nullable": True}
+    if isinstance(field, ma_fields.Nested) and field.allow_none and isinstance(any_of, list):
+        ret["anyOf"] = [
+            *(item for item in any_of if item != loose),
+            *({**loose, "enum": [None]} for item in any_of if item == loose),
+        ]
+    return {}
+
+
 class Api(flask_smorest.Api):  # type: ignore[misc]
     ERROR_SCHEMA = ErrorEnvelopeSchema
 
@@ -93,4 +150,6 @@ class Api(flask_smorest.Api):  # type: ignore[misc]
 def create_api(app: Flask) -> Api:
     for key, value in API_SPEC.items():
         app.config.setdefault(key, value)
-    return Api(app, spec_kwargs={"extra_plugins": [ErrorEnvelopePlugin()]})
+    api = Api(app, spec_kwargs={"extra_plugins": [ErrorEnvelopePlugin(), RequestIdPlugin()]})
+    api.ma_plugin.converter.add_attribute_function(nullable_nested)
+    return api

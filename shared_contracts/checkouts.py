@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared_contracts.money import (
     MAX_AMOUNT,
@@ -138,40 +138,59 @@ class CreateCheckoutSchema(Schema):
             raise ValidationError(errors)
 
 
-class PaymentSchema(Schema):
-    payment_id = fields.String(data_key="paymentId")
-    provider = fields.String()
-    tx_id = fields.String(data_key="txId", allow_none=True)
-    paid_at = fields.AwareDateTime(data_key="paidAt")
+class _Answer(Schema):
+    """A response body: every field is always there (``required``, null where ``allow_none``),
+    and fields added later are ignored by a client loading it (EXCLUDE), so the OpenAPI document
+    does not forbid them either (no ``additionalProperties: false``). A client that must take
+    an answer with fields missing loads it with ``partial=True`` and checks what it needs."""
+
+    class Meta:
+        unknown = EXCLUDE
 
 
-class CheckoutSchema(Schema):
+class PaymentSchema(_Answer):
+    payment_id = fields.String(data_key="paymentId", required=True)
+    provider = fields.String(required=True)
+    tx_id = fields.String(data_key="txId", required=True, allow_none=True)
+    paid_at = fields.AwareDateTime(data_key="paidAt", required=True)
+
+
+class CheckoutSchema(_Answer):
     """A checkout as the API returns it."""
 
-    checkout_id = fields.String(data_key="checkoutId")
-    checkout_url = fields.String(data_key="checkoutUrl")
-    status = fields.Enum(CheckoutStatus, by_value=True)
-    reservation_id = fields.String(data_key="reservationId")
-    event_id = fields.String(data_key="eventId")
-    tier_id = fields.String(data_key="tierId")
-    order_name = fields.String(data_key="orderName")
+    checkout_id = fields.String(data_key="checkoutId", required=True)
+    checkout_url = fields.String(data_key="checkoutUrl", required=True)
+    status = fields.Enum(CheckoutStatus, by_value=True, required=True)
+    reservation_id = fields.String(data_key="reservationId", required=True)
+    event_id = fields.String(data_key="eventId", required=True)
+    tier_id = fields.String(data_key="tierId", required=True)
+    order_name = fields.String(data_key="orderName", required=True)
     # JsonInteger: a client loading an answer refuses 30000.7 and "30000" (CONTRACT §1);
     # dumping and the OpenAPI document are those of fields.Integer.
-    amount = JsonInteger()
-    currency = fields.String()
-    provider = fields.String()
-    payment_method_family = fields.String(data_key="paymentMethodFamily", allow_none=True)
-    attempts = JsonInteger(metadata={"description": "Declined payment attempts so far."})
-    max_attempts = JsonInteger(data_key="maxAttempts")
-    metadata = fields.Dict(keys=fields.String(), values=fields.String())
-    expires_at = fields.AwareDateTime(data_key="expiresAt")
-    created_at = fields.AwareDateTime(data_key="createdAt")
-    paid_at = fields.AwareDateTime(data_key="paidAt", allow_none=True)
-    payment = fields.Nested(PaymentSchema, allow_none=True)
+    amount = JsonInteger(required=True)
+    currency = fields.String(required=True)
+    provider = fields.String(required=True)
+    payment_method_family = fields.String(
+        data_key="paymentMethodFamily", required=True, allow_none=True
+    )
+    attempts = JsonInteger(
+        required=True, metadata={"description": "Declined payment attempts so far."}
+    )
+    max_attempts = JsonInteger(data_key="maxAttempts", required=True)
+    metadata = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    expires_at = fields.AwareDateTime(data_key="expiresAt", required=True)
+    created_at = fields.AwareDateTime(data_key="createdAt", required=True)
+    paid_at = fields.AwareDateTime(data_key="paidAt", required=True, allow_none=True)
+    payment = fields.Nested(
+        PaymentSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "The captured payment; null until the checkout is paid."},
+    )
 
 
-class CheckoutListSchema(Schema):
-    data = fields.List(fields.Nested(CheckoutSchema))
+class CheckoutListSchema(_Answer):
+    data = fields.List(fields.Nested(CheckoutSchema), required=True)
 
 
 class FindCheckoutsQuerySchema(Schema):

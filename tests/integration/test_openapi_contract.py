@@ -112,6 +112,45 @@ def test_the_error_envelope_is_the_contracts(spec):
     )
 
 
+def test_a_checkout_answer_documents_every_field_as_always_there(spec):
+    """Every field of an answer is sent every time (null where nullable): a client generated
+    from the document gets required fields; fields added later are not forbidden."""
+    schemas = spec["components"]["schemas"]
+    checkout, payment = schemas["Checkout"], schemas["Payment"]
+    for schema in (checkout, payment, schemas["CheckoutList"]):
+        assert set(schema["required"]) == set(schema["properties"])
+        assert "additionalProperties" not in schema
+    nullable = {
+        name for name, field in checkout["properties"].items()
+        if field.get("nullable") or "anyOf" in field
+    }  # fmt: skip
+    assert nullable == {"paymentMethodFamily", "paidAt", "payment"}
+    validator = OAS30Validator(
+        {**checkout["properties"]["payment"], "components": spec["components"]},
+        format_checker=oas30_format_checker,
+    )
+    whole = {
+        "paymentId": "pay_1",
+        "provider": "sandbox",
+        "txId": None,
+        "paidAt": "2026-11-22T10:03:12Z",
+    }
+    assert validator.is_valid(None) and validator.is_valid(whole)
+    assert not validator.is_valid({}) and not validator.is_valid({"paymentId": "pay_1"})
+
+
+def test_every_operation_documents_x_request_id_both_ways(spec):
+    """CONTRACT §4: a request may carry X-Request-ID; every response carries it back."""
+    for path, method, operation in operations(spec):
+        label = f"{method.upper()} {path}"
+        [parameter] = [p for p in operation["parameters"] if p["name"] == "X-Request-ID"]
+        assert (parameter["in"], parameter["required"]) == ("header", False), label
+        for status, response in operation["responses"].items():
+            if "$ref" in response:
+                response = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+            assert "X-Request-ID" in response.get("headers", {}), f"{label} {status}"
+
+
 def test_create_documents_the_idempotency_key_its_answers_and_an_example(spec):
     operation = spec["paths"][CREATE[0]][CREATE[1]]
     [key] = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
