@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from payment_service import rawsql
 from payment_service.callbacks.models import Delivery, DeliveryAttempt, DeliveryStatus
-from payment_service.callbacks.sender import AttemptResult
+from payment_service.callbacks.sender import REJECTED_CODES, AttemptResult
 from payment_service.db import Database, UTCDateTime, utcnow
 from payment_service.payments.refunds import platform_rejection_reason, request_refund
 from payment_service.rawsql import Statement, Tx
@@ -45,7 +45,6 @@ _LOGGER_NAME = "payment_service.callbacks.dispatcher"
 log = structlog.get_logger(_LOGGER_NAME)
 
 # CONTRACT §8: final, never retried, but only with an error body (`is_rejection`).
-REJECTED_CODES = frozenset({409, 410, 422})
 JITTER = 0.10
 
 _RECORD = Statement(
@@ -91,12 +90,12 @@ _ATTEMPT_WRITTEN = Statement(
 )
 
 
-def is_rejection(status_code: int | None, response_excerpt: str | None) -> bool:
-    """CONTRACT §8: a 409, 410 or 422 with an error body refuses the event for good. The
-    excerpt is the first 2 KiB of the answer; a longer body does not parse and does not count:
-    a §3 body is far smaller, and a missed rejection is retried, then `dead` and replayable,
-    where a false one refunds a ticket for good."""
-    return status_code in REJECTED_CODES and error_code_of(response_excerpt) is not None
+def is_rejection(status_code: int | None, body: str | None) -> bool:
+    """CONTRACT §8: a 409, 410 or 422 with an error body refuses the event for good. ``body``
+    is what the sender read of the answer (all of such an answer up to 64 KiB); a body that
+    does not parse as a §3 error body does not count: a missed rejection is retried, then
+    `dead` and replayable, where a false one refunds a ticket for good."""
+    return status_code in REJECTED_CODES and error_code_of(body) is not None
 
 
 def classify(
@@ -105,7 +104,7 @@ def classify(
     schedule: Sequence[int],
     now: datetime,
     *,
-    response_excerpt: str | None,
+    answer_body: str | None,
 ) -> tuple[DeliveryStatus, datetime | None]:
     """(new status, next attempt time) after ``attempts`` attempts, the last answered so.
 
@@ -114,7 +113,7 @@ def classify(
     """
     if status_code is not None and 200 <= status_code < 300:
         return DeliveryStatus.DELIVERED, None
-    if is_rejection(status_code, response_excerpt):
+    if is_rejection(status_code, answer_body):
         return DeliveryStatus.REJECTED, None
     if attempts >= len(schedule):
         return DeliveryStatus.DEAD, None
@@ -189,7 +188,7 @@ def _record_one(tx: Tx, item: Attempted, now: datetime) -> tuple[DeliveryStatus,
         claim.attempts + 1,
         item.schedule,
         now,
-        response_excerpt=result.response_excerpt,
+        answer_body=result.answer_body,
     )
     owned = (
         tx.execute(
@@ -254,7 +253,7 @@ def _on_rejected(session: Session, claim: Claim, result: AttemptResult) -> None:
     """
     if claim.event_type != EventType.PAID:
         return
-    reason = platform_rejection_reason(result.response_excerpt)
+    reason = platform_rejection_reason(result.answer_body)
     try:
         payment_id = json.loads(claim.outgoing.body)["data"]["paymentId"]
     except (ValueError, TypeError, KeyError):

@@ -33,6 +33,11 @@ from shared_contracts.signing import webhook_headers
 
 SEND_TIMEOUT = 15.0  # CONTRACT §8, for the whole attempt
 EXCERPT_BYTES = 2048  # how much of a platform's answer we keep, per attempt
+# CONTRACT §8: a 409, 410 or 422 with an error body refuses the event for good. Such an answer
+# is read this far, so that a rejection whose body runs past the excerpt (a long message,
+# large details) is still seen as one; nothing beyond the excerpt is stored.
+REJECTED_CODES = frozenset({409, 410, 422})
+REJECTION_BYTES = 64 * 1024
 # C0 controls but tab, CR and LF, and DEL: PostgreSQL refuses NUL in text (the attempt would
 # never be recorded), and none of them reads well where an operator looks at the answer.
 _UNREADABLE = {code: "\ufffd" for code in (*range(0x20), 0x7F) if chr(code) not in "\t\r\n"}
@@ -56,6 +61,13 @@ class AttemptResult:
     status_code: int | None = None
     error: str | None = None  # safe to show the merchant: no resolved addresses
     response_excerpt: str | None = None
+    # The whole answer (up to REJECTION_BYTES) of a 409/410/422, to tell a rejection; not stored.
+    rejection_body: str | None = None
+
+    @property
+    def answer_body(self) -> str | None:
+        """What is known of the answer's body: all of a possible rejection, else the excerpt."""
+        return self.rejection_body if self.rejection_body is not None else self.response_excerpt
 
 
 def send(
@@ -76,6 +88,7 @@ def send(
     deadline = Deadline(timeout)
     status: int | None = None
     excerpt: str | None = None
+    rejection_body: str | None = None
     error: str | None = None
     try:
         host, port = url_host_port(outgoing.callback_url)
@@ -84,7 +97,9 @@ def send(
             outgoing.secrets, outgoing.event_id, outgoing.body, request_id=outgoing.request_id
         )
         with deadline.watching():
-            status, excerpt = _post_pinned(outgoing, host, port, addresses, headers, deadline)
+            status, excerpt, rejection_body = _post_pinned(
+                outgoing, host, port, addresses, headers, deadline
+            )
     except UrlNotAllowed as exc:
         error = f"refused: {exc}"
     except NewConnectionError:  # first: urllib3 derives it from its timeout error
@@ -102,9 +117,10 @@ def send(
     finally:
         cut_off = deadline.end()
     if cut_off:  # whatever the cut connection raised (EOF, a broken TLS record), or not
-        status, excerpt, error = None, None, f"timed out after {timeout:g} s"
+        status, excerpt, rejection_body = None, None, None
+        error = f"timed out after {timeout:g} s"
     duration_ms = round((time.perf_counter() - clock) * 1000)
-    return AttemptResult(started_at, duration_ms, status, error, excerpt)
+    return AttemptResult(started_at, duration_ms, status, error, excerpt, rejection_body)
 
 
 def _post_pinned(
@@ -114,7 +130,9 @@ def _post_pinned(
     addresses: Sequence[IPv4Address | IPv6Address],
     headers: dict[str, str],
     deadline: Deadline,
-) -> tuple[int, str]:
+) -> tuple[int, str, str | None]:
+    """(status, excerpt, the body of a possible rejection) of the POST to the first checked
+    address that can be reached."""
     parts = urlsplit(outgoing.callback_url)
     https = parts.scheme.lower() == "https"
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -131,15 +149,17 @@ def _post_pinned(
                 retries=False, assert_same_host=False, preload_content=False,
                 timeout=urllib3.Timeout(connect=left, read=left),
             )  # fmt: skip
+            limit = REJECTION_BYTES if response.status in REJECTED_CODES else EXCERPT_BYTES
             try:
-                raw = response.read(EXCERPT_BYTES, decode_content=False) or b""
+                raw = response.read(limit, decode_content=False) or b""
             finally:
                 # Read to its end, the answer has already handed its connection back for the
                 # next attempt; else never read the rest (a platform may answer with a lot):
                 # closing the answer closes its connection.
                 response.close()
             text = raw[:EXCERPT_BYTES].decode("utf-8", errors="replace")
-            return response.status, text.translate(_UNREADABLE)
+            whole = raw.decode("utf-8", errors="replace") if limit > EXCERPT_BYTES else None
+            return response.status, text.translate(_UNREADABLE), whole
         except (NewConnectionError, ConnectTimeoutError) as exc:
             last_error = exc
     assert last_error is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from payment_service.callbacks.dispatcher import (
     record_result,
 )
 from payment_service.callbacks.models import CallbackEvent, Delivery
+from payment_service.callbacks.sender import EXCERPT_BYTES, REJECTION_BYTES
 from payment_service.db import utcnow
 from tests.integration.callbacks.conftest import Reply, add_checkout, add_event, add_paid_event
 from tests.integration.callbacks.helpers import attempts_of, delivery_of, refunds_of
@@ -129,6 +131,36 @@ def test_a_paid_event_rejected_with_an_error_body_starts_a_refund(db, receiver, 
 
     assert delivery_of(db, event_id).status == "rejected"
     assert refunds_of(db, checkout_id) == [("requested", "platform_rejected:registration_closed")]
+
+
+def test_a_rejection_whose_body_runs_past_the_excerpt_still_refunds(db, receiver, platform):
+    """A platform may explain at length (a long message, large details): the 409 is still a
+    rejection, its refund starts, and only the first 2 KiB of the answer are stored."""
+    details = {"seats": [f"seat-{n}" for n in range(800)]}  # about 9 KiB
+    body = json.dumps({"error": {"code": "registration_closed", "details": details}}).encode()
+    assert EXCERPT_BYTES < len(body) < REJECTION_BYTES
+    receiver.script(Reply(409, body))
+    checkout_id = add_checkout(db, platform.merchant_id, receiver.url())
+    event_id = add_paid_event(db, checkout_id)
+
+    [claim] = claim_due(db, "w1")
+    assert attempt_delivery(db, claim, allow_private=True, schedule=SCHEDULE) == "rejected"
+
+    assert refunds_of(db, checkout_id) == [("requested", "platform_rejected:registration_closed")]
+    [attempt] = attempts_of(db, delivery_of(db, event_id).id)
+    assert attempt.response_excerpt == body[:EXCERPT_BYTES].decode()
+
+
+def test_a_409_longer_than_what_is_read_is_not_a_rejection(db, receiver, platform):
+    """Past REJECTION_BYTES the body is not read to its end, so it cannot parse: retried."""
+    padding = "x" * REJECTION_BYTES
+    body = json.dumps({"error": {"code": "registration_closed", "message": padding}}).encode()
+    receiver.script(Reply(409, body))
+    checkout_id = add_checkout(db, platform.merchant_id, receiver.url())
+    add_paid_event(db, checkout_id)
+    [claim] = claim_due(db, "w1")
+    assert attempt_delivery(db, claim, allow_private=True, schedule=SCHEDULE) == "pending"
+    assert refunds_of(db, checkout_id) == []
 
 
 def test_a_delivery_is_dead_when_the_schedule_is_used_up(db, receiver, platform):
