@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Our own modules are imported by many short-lived test processes: let Python cache bytecode.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install run test test-fast lint format clean bench up down
+.PHONY: install run test lint format clean up down
 
 install: $(STAMP)
 

@@ -181,6 +181,18 @@ def test_grace_periods_outlast_a_clean_shutdown():
     assert worker["terminationGracePeriodSeconds"] >= SEND_TIMEOUT + provider_call + 5
 
 
+def test_liveness_outlasts_a_slow_provider_holding_every_request_thread():
+    """/healthz waits for a free request thread; a provider call (connect + read timeouts)
+    may hold each of them. The pod is restarted only after several such calls' worth of
+    failed probes, so a slow provider alone does not cut off the buyers in flight."""
+    [container] = pod(deployment("payment-service-api"))["containers"]
+    liveness = container["livenessProbe"]
+    defaults = inspect.signature(SandboxProvider.__init__).parameters
+    provider_call = defaults["connect_timeout"].default + defaults["read_timeout"].default
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 4 * provider_call
+    assert liveness["timeoutSeconds"] >= 5
+
+
 def test_the_migration_job_runs_once_and_is_collected():
     job = sources.k8s_objects("Job")["payment-service-migrate"]
     assert pod(job)["restartPolicy"] == "Never"
