@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
-from flask import Flask, Response, g, json
+from flask import Flask, Response, current_app, g, json, request
 from werkzeug.exceptions import HTTPException
 
 from shared_contracts.errors import HTTP_STATUS, ErrorCode, error_body
 
 log = structlog.get_logger(__name__)
+
+PageRenderer = Callable[[int], Response]
+_PAGE_RENDERERS = "payment_error_pages"
 
 
 class ApiError(Exception):
@@ -116,6 +119,13 @@ _HTTP_CODES: dict[int, tuple[ErrorCode, str]] = {
 }
 
 
+def render_as_pages(app: Flask, prefix: str, render: PageRenderer) -> None:
+    """Paths under `prefix` are a browser's pages, not the API: their errors are rendered by
+    `render(status)` (a page with that status) instead of the envelope; headers (Allow,
+    Retry-After) are kept."""
+    app.extensions.setdefault(_PAGE_RENDERERS, []).append((prefix, render))
+
+
 def render_error(
     code: ErrorCode,
     message: str,
@@ -123,12 +133,23 @@ def render_error(
     details: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    request_id = getattr(g, "request_id", None) or ""
-    body = json.dumps(error_body(code, message, request_id, dict(details or {})))
-    response = Response(body, status=status, mimetype="application/json")
+    page = _page_renderer()
+    if page is not None:
+        response = page(status)
+    else:
+        request_id = getattr(g, "request_id", None) or ""
+        body = json.dumps(error_body(code, message, request_id, dict(details or {})))
+        response = Response(body, status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def _page_renderer() -> PageRenderer | None:
+    for prefix, render in current_app.extensions.get(_PAGE_RENDERERS, ()):
+        if request.path.startswith(prefix):
+            return render  # type: ignore[no-any-return]
+    return None
 
 
 def handle_api_error(error: ApiError) -> Response:

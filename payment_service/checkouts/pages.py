@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request
 
+from payment_service import errors
 from payment_service.checkouts.models import Checkout
+from payment_service.checkouts.page_texts import (
+    CLIENT_ERROR,
+    ERROR_PAGES,
+    LATE_PAYMENT_PAGE,
+    SERVER_ERROR,
+    STATUS_PAGES,
+    deadline,
+    time_left,
+)
 from payment_service.checkouts.payflow import (
     NotPayable,
+    ProviderNotConfigured,
+    page_base,
     page_url,
     settle_return,
     signed_redirect,
@@ -19,19 +30,24 @@ from payment_service.checkouts.services import name_in_logs
 from payment_service.checkouts.tokens import token_is_valid
 from payment_service.db import utcnow
 from payment_service.merchants.models import Merchant
-from payment_service.providers.base import ProviderError
+from payment_service.providers.base import ProviderError, ProviderRejected
 from shared_contracts.checkouts import CheckoutStatus
 from shared_contracts.money import format_amount
 
 blp = Blueprint("checkout_pages", __name__, template_folder="templates")
 
-_STATUS_PAGES = {
-    CheckoutStatus.PAID: ("Payment received", "Thank you, your payment went through. Your ticket is being confirmed."),
-    CheckoutStatus.REFUNDED: ("Payment refunded", "This payment was refunded to you."),
-    CheckoutStatus.EXPIRED: ("This checkout has expired", "The time to pay for this ticket ran out, so no payment was taken. You can start again from the event page."),
-    CheckoutStatus.CANCELED: ("This checkout was canceled", "No payment was taken. You can start again from the event page."),
-    CheckoutStatus.FAILED: ("Payment failed", "Your payment was declined too many times, so this checkout is closed. No money was taken."),
-}  # fmt: skip
+PAGES_PREFIX = "/checkout/"
+# The pages load nothing but their inline <style>. No `form-action`: browsers apply it to the
+# redirect that answers the pay form, which goes to the provider's origin.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",  # the URLs carry the page token
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
 
 
 def _ext(name: str) -> Any:
@@ -68,49 +84,79 @@ def show(checkout_id: str) -> Response | str:
     settings = _ext("payment_settings")
     status = checkout.effective_status()
     if status != CheckoutStatus.OPEN:
-        title, message = _STATUS_PAGES[status]
-        link_status = (
-            "paid"
-            if status == CheckoutStatus.PAID
-            else ("canceled" if status == CheckoutStatus.REFUNDED else status.value)
-        )
-        target = checkout.success_url if status == CheckoutStatus.PAID else checkout.cancel_url
-        link = signed_redirect(target, checkout.id, link_status, merchant.active_secrets()[0])
-        return render_template("checkout/message.html", title=title, message=message, link=link,
-                               link_text=f"Back to {merchant.name}", checkout=checkout)  # fmt: skip
-    seconds_left = max(0, int((checkout.expires_at - utcnow()).total_seconds()))
-    remaining = settings.max_payment_attempts - checkout.attempts
+        return _status_page(checkout, merchant, status)
+    if checkout.provider not in _ext("payment_providers"):
+        return _not_available(checkout, merchant)
+    now = utcnow()
+    seconds_left = max(0, int((checkout.expires_at - now).total_seconds()))
     return render_template(
         "checkout/pay.html",
         checkout=checkout,
         merchant=merchant,
         amount=format_amount(checkout.amount, checkout.currency),
-        minutes_left=math.ceil(seconds_left / 60),
-        expires_at=checkout.expires_at.strftime("%H:%M UTC"),
+        time_left=time_left(seconds_left),
+        expires_at=deadline(checkout.expires_at, now),
+        pay_url=page_base(settings, checkout.id) + "/pay",
         token=request.args["t"],
         declined=checkout.attempts > 0,
-        attempts_left=remaining,
+        attempts_left=settings.max_payment_attempts - checkout.attempts,
         cancel_link=page_url(settings, checkout, "/return") + "&buyer_canceled=1",
     )
 
 
+def _status_page(checkout: Checkout, merchant: Merchant, status: CheckoutStatus) -> str:
+    late = status == CheckoutStatus.PAID and checkout.late
+    title, message = LATE_PAYMENT_PAGE if late else STATUS_PAGES[status]
+    link_status = (
+        "paid"
+        if status == CheckoutStatus.PAID
+        else ("canceled" if status == CheckoutStatus.REFUNDED else status.value)
+    )
+    target = checkout.success_url if status == CheckoutStatus.PAID else checkout.cancel_url
+    link = signed_redirect(target, checkout.id, link_status, merchant.active_secrets()[0])
+    return render_template("checkout/message.html", title=title, message=message, link=link,
+                           link_text=f"Back to {merchant.name}", checkout=checkout, merchant=merchant)  # fmt: skip
+
+
 @blp.post("/checkout/<checkout_id>/pay")
 def pay(checkout_id: str) -> Response:
-    token = request.form.get("t")
-    if _load(checkout_id, token) is None:
+    loaded = _load(checkout_id, request.form.get("t"))
+    if loaded is None:
         return _refused()
+    checkout, merchant = loaded
+    settings = _ext("payment_settings")
     try:
-        url = start_payment(
-            _ext("payment_db"), _ext("payment_providers"), _ext("payment_settings"), checkout_id
-        )
+        url = start_payment(_ext("payment_db"), _ext("payment_providers"), settings, checkout_id)
     except NotPayable:
-        return redirect(f"/checkout/{checkout_id}?t={token}", code=303)
+        return redirect(page_url(settings, checkout), code=303)
+    except ProviderNotConfigured:
+        return _not_available(checkout, merchant)
+    except ProviderRejected:  # permanent: trying again in a minute would meet the same answer
+        return _cannot_pay(checkout, merchant, 502, "The payment could not be started",
+                           f"The payment provider refused to start this payment, so nothing was charged. Go back to {merchant.name} and start again from there.")  # fmt: skip
     except ProviderError:
         body = render_template("checkout/message.html", title="The payment provider is not answering",
                                message="Nothing was charged. Please try again in a minute; your ticket is still held.",
-                               link=f"/checkout/{checkout_id}?t={token}", link_text="Try again")  # fmt: skip
+                               link=page_url(settings, checkout), link_text="Try again",
+                               checkout=checkout, merchant=merchant)  # fmt: skip
         return Response(body, status=503, headers={"Retry-After": "30"})
     return redirect(url, code=303)
+
+
+def _not_available(checkout: Checkout, merchant: Merchant) -> Response:
+    """The checkout's provider is no longer configured: no Retry-After, waiting will not help."""
+    return _cannot_pay(checkout, merchant, 503, "This payment method is not available",
+                       f"{merchant.name} cannot take payments this way at the moment. Go back to them to find another way to pay.")  # fmt: skip
+
+
+def _cannot_pay(
+    checkout: Checkout, merchant: Merchant, status: int, title: str, message: str
+) -> Response:
+    """A page that sends the buyer back to the organiser, the way the pay page's cancel does."""
+    back = page_url(_ext("payment_settings"), checkout, "/return") + "&buyer_canceled=1"
+    body = render_template("checkout/message.html", title=title, message=message, link=back,
+                           link_text=f"Back to {merchant.name}", checkout=checkout, merchant=merchant)  # fmt: skip
+    return Response(body, status=status)
 
 
 @blp.get("/checkout/<checkout_id>/return")
@@ -124,5 +170,23 @@ def back(checkout_id: str) -> Response:
     return redirect(settled.redirect_to, code=303)
 
 
+def _error_page(status: int) -> Response:
+    """An error under /checkout/ as the buyer's browser should see it: a page, not JSON."""
+    title, message = ERROR_PAGES.get(status, SERVER_ERROR if status >= 500 else CLIENT_ERROR)
+    body = render_template("checkout/message.html", title=title, message=message)
+    return Response(body, status=status)
+
+
+def _secure(response: Response) -> Response:
+    """Every answer under /checkout/ (pages, redirects, error pages) is for a browser only:
+    never cached, never framed, never sniffed, and it tells no other site its URL."""
+    if request.path.startswith(PAGES_PREFIX):
+        response.headers.update(SECURITY_HEADERS)
+    return response
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(blp)
+    # App-wide, not on the blueprint: a 404 or 405 under /checkout/ matches no page of it.
+    app.after_request(_secure)
+    errors.render_as_pages(app, PAGES_PREFIX, _error_page)

@@ -31,9 +31,20 @@ class NotPayable(Exception):
     """The checkout is no longer open; the page shows its status instead."""
 
 
+class ProviderNotConfigured(Exception):
+    """The checkout's provider is no longer configured here: no payment can be started, and
+    none taken at its session could be heard of (its webhooks are refused, the sweep skips it)."""
+
+
+def page_base(settings: Settings, checkout_id: str) -> str:
+    """Where every URL of a checkout's pages starts: public_url may carry a path (a proxy's
+    prefix), so no page link or redirect is root-relative."""
+    return f"{settings.public_url}/checkout/{checkout_id}"
+
+
 def page_url(settings: Settings, checkout: Checkout, suffix: str = "") -> str:
     token = make_token(settings.secret_key, checkout.id, checkout.expires_at)
-    return f"{settings.public_url}/checkout/{checkout.id}{suffix}?t={token}"
+    return f"{page_base(settings, checkout.id)}{suffix}?t={token}"
 
 
 def start_payment(
@@ -43,11 +54,14 @@ def start_payment(
     the pay button and reused after (also after a decline); the provider call happens outside
     any transaction, and is idempotent per checkout, so a double click opens one session.
 
-    Raises NotPayable, or ProviderUnavailable/ProviderRejected from the adapter."""
+    Raises NotPayable, ProviderNotConfigured (also with a session: a payment there could not
+    be recorded), or ProviderUnavailable/ProviderRejected from the adapter."""
     with db.transaction() as session:
         checkout = session.get(Checkout, checkout_id)
     if checkout is None or checkout.effective_status() != CheckoutStatus.OPEN:
         raise NotPayable(checkout_id)
+    if checkout.provider not in registry:
+        raise ProviderNotConfigured(checkout.provider)
     if checkout.provider_session_url:
         return checkout.provider_session_url
     created = registry.get(checkout.provider).create_session(
@@ -107,7 +121,7 @@ def settle_return(
         merchant = session.get(Merchant, checkout.merchant_id)
         assert merchant is not None
         secrets = merchant.active_secrets()
-    status = _redirect_status(checkout, truth, buyer_canceled)
+    status = _redirect_status(checkout, truth, buyer_canceled, checkout.provider in registry)
     if status == "retry":
         return Settled(checkout, status, page_url(settings, checkout) + "&declined=1")
     target = checkout.success_url if status in ("paid", "processing") else checkout.cancel_url
@@ -129,7 +143,9 @@ def _ask_provider(registry: ProviderRegistry, checkout: Checkout) -> SessionStat
         return None
 
 
-def _redirect_status(checkout: Checkout, truth: SessionStatus | None, buyer_canceled: bool) -> str:
+def _redirect_status(
+    checkout: Checkout, truth: SessionStatus | None, buyer_canceled: bool, provider_known: bool
+) -> str:
     status = checkout.effective_status()
     if status == CheckoutStatus.PAID:
         return "paid"
@@ -138,6 +154,8 @@ def _redirect_status(checkout: Checkout, truth: SessionStatus | None, buyer_canc
     if status == CheckoutStatus.REFUNDED:
         return "canceled"
     # Still open.
+    if not provider_known:  # "processing" would promise a word no webhook or sweep can bring
+        return "canceled" if buyer_canceled else "retry"  # the page then says it is unavailable
     if truth is None and checkout.provider_session_id is not None and not buyer_canceled:
         return "processing"  # the provider did not answer: the callback will tell
     if truth is not None and truth.state == SessionState.COMPLETE:

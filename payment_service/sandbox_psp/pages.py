@@ -19,9 +19,30 @@ bp = Blueprint("sandbox_pages", __name__)
 
 Page = str | tuple[str, int] | WerkzeugResponse
 
+# What the checkout pages send too: the templates need only their inline <style>. No
+# `form-action`: browsers apply it to the redirect that answers the form (to the return URL).
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+
+
+@bp.after_app_request
+def _secure(response: WerkzeugResponse) -> WerkzeugResponse:
+    """Every answer outside /api/ is a page (error pages and redirects too, as the app's error
+    handler renders them): never cached, never framed, never sniffed, its URL told no one."""
+    if not request.path.startswith("/api/"):
+        response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 @bp.get("/")
