@@ -80,7 +80,12 @@ class Payment:
 
 @dataclass(frozen=True, kw_only=True)
 class Checkout:
-    """A checkout as the service answers it. ``checkout_url`` is where to send the buyer."""
+    """A checkout as the service answers it. ``checkout_url`` is where to send the buyer.
+
+    ``replayed`` is True when a create repeated an earlier key and body: the answer is the
+    checkout as it was first created, not as it is now (it may have been canceled or expired
+    since), so ask ``get_checkout`` before sending a buyer to it. It is about the answer, not
+    the checkout, so two Checkouts that differ only in it are equal."""
 
     checkout_id: str
     checkout_url: str
@@ -100,6 +105,7 @@ class Checkout:
     metadata: Mapping[str, str] = field(default_factory=dict)
     paid_at: datetime | None = None
     payment: Payment | None = None
+    replayed: bool = field(default=False, compare=False)
 
 
 _CREATE_SCHEMA = CreateCheckoutSchema()
@@ -111,8 +117,9 @@ _REQUIRED = (
 _PAYMENT_REQUIRED = ("payment_id", "provider", "paid_at")  # and tx_id, which may be null
 
 
-def checkout_from_wire(body: object) -> Checkout:
-    """Build a Checkout from decoded JSON; raises ValueError if it is not one."""
+def checkout_from_wire(body: object, *, replayed: bool = False) -> Checkout:
+    """Build a Checkout from decoded JSON; raises ValueError if it is not one. ``replayed``
+    comes from the answer's ``Idempotent-Replayed`` header, which the body does not carry."""
     if not isinstance(body, dict):
         raise ValueError("a checkout must be a JSON object")
     try:
@@ -134,4 +141,4 @@ def checkout_from_wire(body: object) -> Checkout:
         if absent:
             raise ValueError(f"checkout payment lacks {', '.join(absent)}")
         known["payment"] = Payment(**payment)
-    return Checkout(**known)
+    return Checkout(**known, replayed=replayed)

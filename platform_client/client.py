@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from types import TracebackType
@@ -24,6 +26,10 @@ from platform_client.errors import (
 )
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+#: CONTRACT §4. The service silently replaces any other X-Request-ID with its own, and
+#: requests refuses one with a line break as an invalid header: both are the caller's mistake.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+MAX_IDEMPOTENCY_KEY = 255  # CONTRACT §5
 _PATH = "/v1/ticket-checkouts"
 
 
@@ -62,7 +68,9 @@ def _own_session(base_url: str) -> requests.Session:
 
 
 class PaymentServiceClient:
-    """Create, read, find and cancel ticket checkouts; every error is a PaymentServiceError.
+    """Create, read, find and cancel ticket checkouts; every error is a PaymentServiceError,
+    except the caller's own mistakes (a malformed request id or Idempotency-Key, an empty
+    checkout id), which are a ValueError raised before any request.
 
     Connection errors (refused, or dropped before the answer) and 502/503/504 are retried with
     backoff for GET and POST alike: a create always carries an Idempotency-Key, so a retry
@@ -136,18 +144,25 @@ class PaymentServiceClient:
     ) -> Checkout:
         """Create a checkout (201), or replay the first answer for a repeated key and body.
 
-        The default key is ``reservation:{reservation_id}``: one checkout per reservation.
-        Pass another key when a reservation legitimately needs a new checkout with a new body.
+        A replay (``Checkout.replayed``) is that first answer for 24 hours, whatever became of
+        the checkout since: ask ``get_checkout`` for its current status before using it.
+
+        The default key is ``reservation:{reservation_id}``: one checkout per reservation. An
+        id that cannot be sent in a header as it is (not printable ASCII, or too long) gets
+        ``reservation-sha256:`` and the hex SHA-256 of its UTF-8 instead, the same for the same
+        id. Pass another key when a reservation legitimately needs a new checkout, e.g. after
+        its first one ended; it must be 1-255 printable ASCII characters (ValueError if not).
         """
-        key = idempotency_key or f"reservation:{request.reservation_id}"
-        body = self._call(
+        key = _default_key(request.reservation_id) if idempotency_key is None else idempotency_key
+        _check_idempotency_key(key)
+        body, replayed = self._exchange(
             "POST",
             _PATH,
             json=request.to_wire(),
             headers={"Idempotency-Key": key},
             request_id=request_id,
         )
-        return _checkout(body)
+        return _checkout(body, replayed=replayed)
 
     def get_checkout(self, checkout_id: str, *, request_id: str | None = None) -> Checkout:
         return _checkout(self._call("GET", _checkout_path(checkout_id), request_id=request_id))
@@ -168,7 +183,12 @@ class PaymentServiceClient:
         path = _checkout_path(checkout_id) + "/cancel"
         return _checkout(self._call("POST", path, request_id=request_id))
 
-    def _call(
+    def _call(self, method: str, path: str, *, request_id: str | None = None) -> Any:
+        """The decoded JSON of a 2xx answer (see _answer), for calls that are never replays."""
+        body, _ = self._exchange(method, path, request_id=request_id)
+        return body
+
+    def _exchange(
         self,
         method: str,
         path: str,
@@ -176,10 +196,12 @@ class PaymentServiceClient:
         headers: Mapping[str, str] | None = None,
         request_id: str | None = None,
         json: Any = None,
-    ) -> Any:
+    ) -> tuple[Any, bool]:
+        """The decoded JSON of a 2xx answer, and whether it is a replay (Idempotent-Replayed)."""
         sent = {"Authorization": self._authorization, "Accept": "application/json"}
         sent.update(headers or {})
         if request_id is not None:
+            _check_request_id(request_id)
             sent["X-Request-ID"] = request_id
         try:
             response = self._send(method, self.base_url + path, sent, json)
@@ -190,7 +212,8 @@ class PaymentServiceClient:
         except OSError as exc:  # e.g. a CA bundle path that does not exist (requests' own check)
             raise PaymentServiceUnavailable("connection_error", _describe(exc)) from None
         with response:
-            return _answer(response)
+            replayed = response.headers.get("Idempotent-Replayed", "").strip().lower() == "true"
+            return _answer(response), replayed
 
     def _send(
         self, method: str, url: str, headers: dict[str, str], json: Any = None
@@ -230,6 +253,39 @@ def _prepared_url(url: str) -> str:
     return prepared.url
 
 
+def _default_key(reservation_id: str) -> str:
+    key = f"reservation:{reservation_id}"
+    if _valid_key(key):
+        return key
+    # surrogatepass: even a lone surrogate gets a key rather than a UnicodeEncodeError.
+    digest = hashlib.sha256(reservation_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"reservation-sha256:{digest}"
+
+
+def _valid_key(key: str) -> bool:
+    # A header carries Latin-1 at most, and edge spaces are stripped on the way: printable
+    # ASCII without them is what reaches the service exactly as sent.
+    return (
+        1 <= len(key) <= MAX_IDEMPOTENCY_KEY
+        and key.isascii()
+        and key.isprintable()
+        and key == key.strip()
+    )
+
+
+def _check_idempotency_key(key: str) -> None:
+    if not _valid_key(key):
+        raise ValueError(
+            f"idempotency_key must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters "
+            "without leading or trailing spaces"
+        )
+
+
+def _check_request_id(request_id: str) -> None:
+    if not REQUEST_ID.fullmatch(request_id):
+        raise ValueError("request_id must be 1-128 characters of A-Z a-z 0-9 . _ : - (CONTRACT §4)")
+
+
 def _checkout_path(checkout_id: str) -> str:
     if not checkout_id:
         raise ValueError("checkout_id is required")
@@ -241,9 +297,9 @@ def _describe(exc: OSError) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _checkout(body: Any) -> Checkout:
+def _checkout(body: Any, *, replayed: bool = False) -> Checkout:
     try:
-        return checkout_from_wire(body)
+        return checkout_from_wire(body, replayed=replayed)
     except ValueError as exc:
         raise UnexpectedResponse("unexpected_response", f"not a checkout: {exc}") from None
 

@@ -48,6 +48,7 @@ def create_app(
             callback_url=settings.callback_url,
             success_url=f"{base}/reservations/{{reservation_id}}?return=success",
             cancel_url=f"{base}/reservations/{{reservation_id}}?return=cancel",
+            provider="sandbox",  # the demo pays on a development service (PAYMENT_SANDBOX=1)
             reservation_ttl=settings.reservation_ttl,
         ),
     )

@@ -8,7 +8,9 @@ Wiring, in short::
     ledger = Ledger(engine, PaymentServiceClient(url, api_key), LedgerConfig(
         callback_url="https://platform.example/hooks/ticket-payments",
         success_url="https://platform.example/registrations/{reservation_id}",
-        cancel_url="https://platform.example/registrations/{reservation_id}?canceled=1"))
+        cancel_url="https://platform.example/registrations/{reservation_id}?canceled=1",
+        provider=provider))  # required: your merchant's provider; "sandbox" only on a service
+                             # run with PAYMENT_SANDBOX=1 (another service answers 422)
     mount_callback_endpoint(app, "/hooks/ticket-payments", secrets=[signing_secret],
                             handler=ledger.handle_callback, seen=ledger.seen_store())
 

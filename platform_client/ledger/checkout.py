@@ -20,11 +20,15 @@ KEY_IN_USE_POLL = 0.1
 
 @dataclass(frozen=True)
 class LedgerConfig:
+    """How the ledger asks for checkouts. ``provider`` has no default: "sandbox" exists only on
+    a service run with PAYMENT_SANDBOX=1, and a production service would refuse every purchase
+    with 422. It is stored on each hold, and a paid callback must name the same provider."""
+
     callback_url: str  # e.g. "http://127.0.0.1:8001/hooks/ticket-payments"
     success_url: str  # may contain "{reservation_id}", formatted per reservation
     cancel_url: str  # may contain "{reservation_id}"
+    provider: str  # e.g. "sandbox" against a development service
     reservation_ttl: timedelta = timedelta(minutes=10)
-    provider: str = "sandbox"
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,12 @@ class RegistrationStarted:
 
 
 def idempotency_key(reservation_id: str) -> str:
-    """One checkout per reservation: every create for it, first or repeated, uses this key."""
+    """One checkout per reservation: every create for it, first or repeated, uses this key.
+
+    A replayed answer (``Checkout.replayed``) is still current here: each hold has a new
+    reservation id, and a repeated submit calls create only for a live hold with no checkout
+    stored yet. Nobody has been sent to that checkout, so nobody canceled it, and it expires
+    with the hold, which has not (an expired hold is released, and the next submit holds anew)."""
     return f"reservation:{reservation_id}"
 
 

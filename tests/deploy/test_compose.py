@@ -145,9 +145,10 @@ def test_health_checks_ask_the_routes_and_ports_the_programs_serve(routes):
 def platform_routes() -> set[str]:
     from platform_client.demo.app import create_app
     from platform_client.demo.settings import DemoSettings
+    from shared_contracts.signing import generate_secret
 
     settings = DemoSettings(
-        database_url="sqlite://", api_key="sk_x", signing_secrets=("whsec_eA==",)
+        database_url="sqlite://", api_key="sk_x", signing_secrets=(generate_secret(),)
     )
     app = create_app(settings, init_db=False)
     return {rule.rule for rule in app.url_map.iter_rules()}

@@ -87,3 +87,29 @@ def test_errors_from_the_real_api(client: PaymentServiceClient, service_url: str
         pytest.raises(Unauthenticated),
     ):
         stranger.find_checkouts("res_123")
+
+
+def test_a_replay_after_a_cancel_is_marked_and_get_checkout_tells_the_truth(
+    client: PaymentServiceClient,
+) -> None:
+    created = client.create_checkout(checkout_request("res_replay"))
+    client.cancel_checkout(created.checkout_id)
+
+    replayed = client.create_checkout(checkout_request("res_replay"))  # the default key again
+
+    assert created.replayed is False
+    assert replayed.replayed is True
+    assert replayed.status is CheckoutStatus.OPEN  # the first answer, not the current state
+    assert client.get_checkout(replayed.checkout_id).status is CheckoutStatus.CANCELED
+    second = client.create_checkout(
+        checkout_request("res_replay"), idempotency_key="reservation:res_replay:2"
+    )
+    assert second.replayed is False and second.checkout_id != created.checkout_id
+
+
+def test_a_non_ascii_reservation_id_is_created_and_replayed(client: PaymentServiceClient) -> None:
+    created = client.create_checkout(checkout_request("예약_1"))
+    again = client.create_checkout(checkout_request("예약_1"))
+
+    assert created.reservation_id == "예약_1" and created.status is CheckoutStatus.OPEN
+    assert again.replayed is True and again.checkout_id == created.checkout_id

@@ -30,6 +30,7 @@ CONFIG = LedgerConfig(
     callback_url=f"{PLATFORM_ORIGIN}/hooks/ticket-payments",
     success_url=f"{PLATFORM_ORIGIN}/registrations/{{reservation_id}}?payment=success",
     cancel_url=f"{PLATFORM_ORIGIN}/registrations/{{reservation_id}}?payment=cancel",
+    provider="sandbox",
 )
 
 

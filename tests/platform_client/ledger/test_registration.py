@@ -163,7 +163,7 @@ def test_a_refused_checkout_releases_the_hold(ledger: Ledger, engine: Engine, pa
     refusing = Ledger(
         engine, payment_client,
         LedgerConfig(callback_url="https://evil.example/hooks", success_url=CONFIG.success_url,
-                     cancel_url=CONFIG.cancel_url),
+                     cancel_url=CONFIG.cancel_url, provider=CONFIG.provider),
     )  # fmt: skip
     with pytest.raises(CheckoutUnavailable) as raised:
         refusing.start_registration("u_1", EVENT, FULL, {})

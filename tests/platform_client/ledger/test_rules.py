@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import create_engine, event
 
 from platform_client.callbacks import TicketPaymentPaid
@@ -28,6 +29,7 @@ CONFIG = LedgerConfig(
     callback_url="https://platform.example/hooks/ticket-payments",
     success_url="https://platform.example/r/{reservation_id}?payment=success",
     cancel_url="https://platform.example/r/{reservation_id}?payment=cancel&x={y}",
+    provider="sandbox",
 )
 
 
@@ -55,6 +57,16 @@ def test_the_checkout_request_comes_from_the_hold_and_expires_with_it():
     assert request.customer is not None
     assert (request.customer.platform_user_id, request.customer.email) == ("u_9", "kim@example.com")
     assert idempotency_key("res_a1") == "reservation:res_a1"
+
+
+def test_the_platform_must_name_its_provider():
+    # "sandbox" exists only on a sandbox service: a default would fail every production sale.
+    with pytest.raises(TypeError, match="provider"):
+        LedgerConfig(  # type: ignore[call-arg]
+            callback_url=CONFIG.callback_url,
+            success_url=CONFIG.success_url,
+            cancel_url=CONFIG.cancel_url,
+        )
 
 
 def test_the_same_hold_always_gives_the_same_body_whatever_was_stored_after():
