@@ -4,13 +4,13 @@ registration (free: registered at once; paid: a held seat and a redirect to the 
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from datetime import UTC, datetime
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from platform_client.client import REQUEST_ID
 from platform_client.demo import catalog
 from platform_client.demo.identity import Buyer, buyer_errors, current_buyer, mask_email, sign_in
 from platform_client.demo.state import current_demo
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("pages", __name__)
 
 MAX_ANSWER = 100
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 PROBLEMS: dict[str, tuple[int, str, str]] = {
     "sold_out": (409, "Sold out", "Every place of this tier is taken or held. Held places come "
@@ -141,4 +140,4 @@ def sale_state(tier: TierView, now: datetime | None = None) -> str:
 
 def _request_id() -> str:
     given = request.headers.get("X-Request-ID", "")
-    return given if _REQUEST_ID.match(given) else "req_" + secrets.token_hex(12)
+    return given if REQUEST_ID.fullmatch(given) else "req_" + secrets.token_hex(12)
