@@ -1,6 +1,7 @@
 """Migration 0007 on both databases: checkouts that left `open` before the upgrade count as
-settled, so the first sweep after it does not ask the provider about every old session; and
-the downgrade takes the column and its index away again."""
+settled, so the first sweep after it does not ask the provider about every old session, also
+when the backfill takes several batches; and the downgrade takes the column and its index away
+again."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import create_engine, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from payment_service.checkouts.expiry import sweep
@@ -112,3 +113,46 @@ def test_an_upgrade_counts_checkouts_that_left_open_as_settled(database_at_0006:
     finally:
         engine.dispose()
     upgrade(database_at_0006)  # and up again
+
+
+def test_a_backfill_in_batches_settles_the_same_checkouts(database_at_0006: str) -> None:
+    old = Database(database_at_0006)
+    merchant_id = make_merchant(old).merchant_id
+    for name in ("a", "b", "c", "d", "e"):  # five to settle, two at a time
+        add_old_checkout(old, merchant_id, name, "canceled", session=True, closed_at=CLOSED)
+    add_old_checkout(old, merchant_id, "open", "open", session=True, closed_at=None)
+    add_old_checkout(old, merchant_id, "nosession", "canceled", session=False, closed_at=CLOSED)
+    old.dispose()
+
+    config = alembic_config(database_at_0006)
+    config.attributes["backfill_batch"] = 2
+    command.upgrade(config, "head")
+
+    db = Database(database_at_0006)
+    try:
+        assert settled_at(db) == {
+            **{f"chk_{name}": CLOSED for name in ("a", "b", "c", "d", "e")},
+            "chk_open": None, "chk_nosession": None,
+        }  # fmt: skip
+    finally:
+        db.dispose()
+    if make_url(database_at_0006).get_backend_name() == "postgresql":
+        # Each batch committed on its own (a row's xmin is the transaction that wrote it):
+        # one statement for all would have held every row lock until the end.
+        assert backfill_transactions(database_at_0006) >= 3
+
+
+def backfill_transactions(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.scalar(
+                    text(
+                        "SELECT count(DISTINCT xmin::text) FROM checkouts"
+                        " WHERE provider_session_settled_at IS NOT NULL"
+                    )
+                )
+            )
+    finally:
+        engine.dispose()
