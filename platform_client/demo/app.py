@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 from sqlalchemy import Engine
 
 from platform_client.client import PaymentServiceClient
-from platform_client.demo import catalog, pages, status
+from platform_client.demo import catalog, pages, status, web
 from platform_client.demo.sessions import CachedSerializerSessionInterface
 from platform_client.demo.settings import DemoSettings
-from platform_client.demo.state import EXTENSION, Demo, current_demo, demo_of
+from platform_client.demo.state import EXTENSION, Demo, demo_of
 from platform_client.demo.sweeper import Sweeper
 from platform_client.ledger import Ledger, LedgerConfig, create_schema, ledger_engine
 from platform_client.receiver import mount_callback_endpoint
@@ -67,6 +67,7 @@ def create_app(
     )
     app.extensions[EXTENSION] = Demo(settings, engine, client, ledger, sweeper)
     app.jinja_env.globals["price_text"] = catalog.price_text
+    web.init_app(app, CALLBACK_PATH)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(status.blueprint)
     mount_callback_endpoint(
@@ -77,7 +78,6 @@ def create_app(
         seen=ledger.seen_store(),
     )
     app.add_url_rule("/healthz", "healthz", lambda: Response("ok\n", mimetype="text/plain"))
-    app.before_request(_refuse_cross_origin_posts)
     return app
 
 
@@ -97,16 +97,3 @@ def close_app(app: Flask) -> None:
         demo.sweeper.stop()
     demo.client.close()
     demo.engine.dispose()
-
-
-def _refuse_cross_origin_posts() -> Response | None:
-    """A browser's form POST carries Origin; one from another site is refused (the callback
-    endpoint is signed instead, and servers send no Origin)."""
-    if request.method != "POST" or request.path == CALLBACK_PATH:
-        return None
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return None
-    if origin not in (current_demo().settings.public_url, request.host_url.rstrip("/")):
-        return Response("cross-origin form posts are refused\n", 403, mimetype="text/plain")
-    return None

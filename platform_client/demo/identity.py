@@ -8,9 +8,10 @@ address appears in ids or logs.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 
-from flask import session
+from flask import current_app, session
 
 from shared_contracts.checkouts import CustomerSchema
 
@@ -28,11 +29,18 @@ class Buyer:
 
     @property
     def user_id(self) -> str:
-        return user_id_for(self.email)
+        return user_id_for(self.email, current_app.config["SECRET_KEY"])
 
 
-def user_id_for(email: str) -> str:
-    return "usr_" + hashlib.sha256(email.strip().casefold().encode()).hexdigest()[:24]
+def user_id_for(email: str, secret_key: str) -> str:
+    """``usr_`` and an HMAC of the address under the app's secret key: the same buyer gets the
+    same id while the key stays. A plain hash would let anyone who reads the logs (or the
+    payment service's ``platformUserId``) confirm a guessed address by hashing it.
+
+    A new secret key gives every buyer a new id, so their earlier registrations no longer show.
+    """
+    message = b"platform-demo user id:" + email.strip().casefold().encode()
+    return "usr_" + hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()[:24]
 
 
 def current_buyer() -> Buyer | None:

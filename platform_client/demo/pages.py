@@ -17,6 +17,8 @@ from platform_client.demo.state import current_demo
 from platform_client.ledger import (
     AlreadyRegistered,
     CheckoutUnavailable,
+    RegistrationStarted,
+    ReservationView,
     SaleClosed,
     SoldOut,
     TierView,
@@ -45,7 +47,7 @@ def index() -> str:
     return render_template("index.html", events=catalog.events(current_demo().engine))
 
 
-@blueprint.get("/events/<event_id>")
+@blueprint.get("/events/<id:event_id>")
 def event_page(event_id: str) -> str:
     demo = current_demo()
     event = catalog.event(demo.engine, event_id) or abort(404)
@@ -58,7 +60,7 @@ def event_page(event_id: str) -> str:
     )
 
 
-@blueprint.route("/events/<event_id>/tiers/<tier_id>/register", methods=["GET", "POST"])
+@blueprint.route("/events/<id:event_id>/tiers/<id:tier_id>/register", methods=["GET", "POST"])
 def register(event_id: str, tier_id: str) -> Response | str | tuple[str, int]:
     demo = current_demo()
     # The tier and its event's name, all a start needs before the ledger: one query for the
@@ -100,7 +102,9 @@ def register(event_id: str, tier_id: str) -> Response | str | tuple[str, int]:
     except SoldOut:
         return problem("sold_out", event_id)
     except AlreadyRegistered:
-        return problem("already_registered", event_id)
+        return problem(
+            "already_registered", event_id, registration_id=_registration_of(buyer, event_id)
+        )
     except SaleClosed:
         return problem("sale_closed", event_id)
     except CheckoutUnavailable as exc:
@@ -111,6 +115,9 @@ def register(event_id: str, tier_id: str) -> Response | str | tuple[str, int]:
         buyer.user_id, mask_email(buyer.email), tier_id, started.reservation_id,
         started.registration_id,
     )  # fmt: skip
+    held = _other_tier_hold(started, tier)
+    if held is not None:
+        return holding_other_tier(held, started.checkout_url, asked=tier)
     if started.checkout_url:
         return redirect(started.checkout_url, 303)
     if started.registration_id:
@@ -122,12 +129,27 @@ def register(event_id: str, tier_id: str) -> Response | str | tuple[str, int]:
     return redirect(url_for("status.reservation", reservation_id=started.reservation_id), 303)
 
 
-def problem(code: str, event_id: str) -> tuple[str, int]:
+def problem(code: str, event_id: str, registration_id: str | None = None) -> tuple[str, int]:
     status, title, message = PROBLEMS[code]
     page = render_template(
-        "problem.html", code=code, title=title, message=message, event_id=event_id
-    )
+        "problem.html", code=code, title=title, message=message, event_id=event_id,
+        registration_id=registration_id,
+    )  # fmt: skip
     return page, status
+
+
+def holding_other_tier(
+    held: ReservationView, checkout_url: str | None, asked: TierView
+) -> tuple[str, int]:
+    """The buyer asked for ``asked`` but holds a place in another tier of the event: say so,
+    with the way to pay for that hold (its reservation page while its checkout is made)."""
+    pay_url = checkout_url or url_for("status.reservation", reservation_id=held.reservation_id)
+    names = catalog.names(current_demo().engine)
+    page = render_template(
+        "holding.html", held=held, held_tier=names.get(held.tier_id, held.tier_id),
+        asked=asked, pay_url=pay_url,
+    )  # fmt: skip
+    return page, 409
 
 
 def sale_state(tier: TierView, now: datetime | None = None) -> str:
@@ -136,6 +158,23 @@ def sale_state(tier: TierView, now: datetime | None = None) -> str:
         now = now or datetime.now(UTC)
         return "not_yet" if tier.valid_from is not None and now < tier.valid_from else "closed"
     return "sold_out" if tier.seats_left <= 0 else "on_sale"
+
+
+def _other_tier_hold(started: RegistrationStarted, asked: TierView) -> ReservationView | None:
+    """The hold the ledger answered with, when it is for another tier than ``asked``.
+
+    One hold per buyer and event: a buyer who holds a place in another tier gets that hold
+    back. Sending them on to pay it would charge for a tier they did not just ask for (a free
+    tier's form included); the same tier is a double submit, sent on to its checkout."""
+    if started.reservation_id is None or started.tier_id in (None, asked.tier_id):
+        return None
+    return current_demo().ledger.reservation(started.reservation_id)
+
+
+def _registration_of(buyer: Buyer, event_id: str) -> str | None:
+    """The buyer's registration for the event, for the "already registered" page's link."""
+    registrations = current_demo().ledger.registrations_for(buyer.user_id)
+    return next((r.registration_id for r in registrations if r.event_id == event_id), None)
 
 
 def _request_id() -> str:

@@ -32,7 +32,7 @@ LATE_PAYMENT_WAIT = timedelta(minutes=2)
 _PAYING = (RedirectStatus.PAID, RedirectStatus.PROCESSING)
 
 
-@blueprint.get("/reservations/<reservation_id>")
+@blueprint.get("/reservations/<id:reservation_id>")
 def reservation(reservation_id: str) -> Response | str | tuple[str, int]:
     """The page the checkout returns to (success and cancel alike). Only the ledger's state
     decides what it says; the return URL's signed status just picks the wording meanwhile."""
@@ -41,8 +41,12 @@ def reservation(reservation_id: str) -> Response | str | tuple[str, int]:
     if buyer is None:
         return _sign_in_page(request.full_path, status=401)
     view = demo.ledger.reservation(reservation_id)
-    if view is None or view.user_id != buyer.user_id:
+    if view is None:
         abort(404)
+    if view.user_id != buyer.user_id:
+        # Someone else signed in on this browser since (the form signs in whoever it names):
+        # offer the way back to this page, and show nothing of the other buyer's.
+        return _sign_in_page(request.full_path, status=403, other_buyer=True)
     hint = redirect_hint(request.args, demo.settings.signing_secrets, view.checkout_id)
     pending = view.status == ReservationStatus.PENDING_PAYMENT
     # The buyer paid, but the hold was released first (the sweeper, or an expiry callback, at
@@ -60,7 +64,7 @@ def reservation(reservation_id: str) -> Response | str | tuple[str, int]:
     )
 
 
-@blueprint.get("/registrations/<registration_id>")
+@blueprint.get("/registrations/<id:registration_id>")
 def registration(registration_id: str) -> Response | str | tuple[str, int]:
     demo = current_demo()
     buyer = current_buyer()
@@ -132,10 +136,12 @@ def _sign_in_page(
     status: int,
     errors: Mapping[str, str] | None = None,
     values: Mapping[str, str] | None = None,
+    other_buyer: bool = False,
 ) -> tuple[str, int]:
     page = render_template(
-        "signin.html", next_url=_safe_next(next_url), errors=errors or {}, values=values or {}
-    )
+        "signin.html", next_url=_safe_next(next_url), errors=errors or {}, values=values or {},
+        other_buyer=other_buyer,
+    )  # fmt: skip
     return page, status
 
 

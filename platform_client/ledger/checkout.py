@@ -37,6 +37,9 @@ class RegistrationStarted:
     registration_id: str | None  # set when confirmed at once (free tier)
     checkout_id: str | None
     checkout_url: str | None  # where to send the buyer (paid tier)
+    # The held tier: the one asked for, or the buyer's live hold of another tier of the event
+    # (one hold per buyer and event), which a page should name rather than send them to pay.
+    tier_id: str | None = None
 
 
 def idempotency_key(reservation_id: str) -> str:

@@ -135,7 +135,7 @@ class Ledger:
         if seat.existing and hold.checkout_url is not None:
             log.info("ledger.hold_repeated", extra=_ids(hold.reservation_id, hold.checkout_id))
             return RegistrationStarted(
-                hold.reservation_id, None, hold.checkout_id, hold.checkout_url
+                hold.reservation_id, None, hold.checkout_id, hold.checkout_url, hold.tier_id
             )
         try:
             checkout = create_checkout_for(self.client, hold, self.config, request_id=request_id)
@@ -146,7 +146,11 @@ class Ledger:
                 extra = {**_ids(hold.reservation_id, released.checkout_id), "code": exc.code}
                 log.info("ledger.hold_kept", extra=extra)
                 return RegistrationStarted(
-                    hold.reservation_id, None, released.checkout_id, released.checkout_url
+                    hold.reservation_id,
+                    None,
+                    released.checkout_id,
+                    released.checkout_url,
+                    hold.tier_id,
                 )
             extra = {**_ids(hold.reservation_id, None), "code": exc.code, "released": released}
             log.warning("ledger.checkout_unavailable", extra=extra)
@@ -160,7 +164,7 @@ class Ledger:
         message = "ledger.hold_repeated" if seat.existing else "ledger.hold_created"
         log.info(message, extra=_ids(hold.reservation_id, checkout.checkout_id))
         return RegistrationStarted(
-            hold.reservation_id, None, checkout.checkout_id, checkout.checkout_url
+            hold.reservation_id, None, checkout.checkout_id, checkout.checkout_url, hold.tier_id
         )
 
     def _store_checkout(self, reservation_id: str, checkout_id: str, checkout_url: str) -> bool:

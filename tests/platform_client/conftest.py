@@ -5,15 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from platform_client.demo import close_app, create_app
 from platform_client.demo.settings import DemoSettings
 from tests.e2e.platform_stack import platform_database
 from tests.factories import PLATFORM_ORIGIN, MerchantCredentials
 from tests.platform_client.servers import Script, scripted_service, serving
+
+
+class BrowserClient(FlaskClient):
+    """A test client that sends the platform's Origin, as a browser does on a POST from its
+    pages: the platform refuses a POST that does not show where it came from."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.environ_base["HTTP_ORIGIN"] = PLATFORM_ORIGIN
 
 
 @pytest.fixture
@@ -36,6 +47,7 @@ def demo(
             public_url=PLATFORM_ORIGIN,
         )
         platform = create_app(settings)
+        platform.test_client_class = BrowserClient
         try:
             yield platform
         finally:

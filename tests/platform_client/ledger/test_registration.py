@@ -106,6 +106,7 @@ def test_a_double_submit_returns_the_same_checkout_without_a_second_hold(
     again = ledger.start_registration("u_1", EVENT, USD, ANSWERS)
     other_tier = ledger.start_registration("u_1", EVENT, FULL, {})  # one hold per user and event
     assert again == first and other_tier == first
+    assert other_tier.tier_id == USD  # the held tier, so a page can say it is not the one asked
     assert taken(engine, USD) == 1 and taken(engine, FULL) == 0
     assert [c.checkout_id for c in payment_client.find_checkouts(first.reservation_id)] == [
         first.checkout_id
