@@ -34,8 +34,8 @@ class RejectCallback(Exception):
     """Raised by a handler to refuse a callback for good, e.g. ``reservation_expired`` when a
     late payment finds the seat taken. The service does not retry it and refunds a paid one.
 
-    The answer is kept under 1 KiB so that any payment service reads it whole: ``code`` (at
-    most 64 characters) always goes out, ``message`` is cut to 500 characters or fewer, and
+    The answer is kept under 1 KiB so that any payment service reads it whole: ``code`` (cut to
+    64 characters) always goes out, ``message`` is cut to 500 characters or fewer, and
     ``details`` entries that do not fit are left out. Put long diagnostics in your logs."""
 
     def __init__(
@@ -47,8 +47,11 @@ class RejectCallback(Exception):
     ) -> None:
         if status not in REJECTION_STATUSES:
             raise ValueError(f"status must be one of {sorted(REJECTION_STATUSES)}, not {status}")
-        if not 1 <= len(code) <= MAX_CODE_CHARS:
-            raise ValueError(f"code must be 1 to {MAX_CODE_CHARS} characters")
+        if not code:
+            raise ValueError("code must not be empty")
+        # Cut, never refused: raised in a handler, a ValueError would answer 500, and the
+        # refusal would turn into days of retries (and a paid callback's refund wait for them).
+        code = code[:MAX_CODE_CHARS]
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message

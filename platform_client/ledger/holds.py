@@ -290,7 +290,14 @@ def hold_seat_at_once(
     tier, the user registered or holding, a concurrent submit of the same user): the caller
     then runs ``hold_seat`` in a transaction, which says exactly why or handles it.
     ``hold_id``, the new reservation's id, lets the caller know the hold for its own if the
-    general path finds it (this statement committed, then its connection died)."""
+    general path finds it (this statement committed, then its connection died).
+
+    Not covered here, unlike the general path (``registered_meanwhile``): its NOT EXISTS reads
+    the statement's snapshot, and PostgreSQL re-checks only the tier's row after waiting for
+    its lock. So a late payment of the same buyer that re-takes a seat of the same tier in that
+    instant leaves the buyer registered and holding a second seat; paying that hold is refused
+    (already_registered) and refunded, and the hold ends with its TTL. Checking again in a
+    second statement would cost every paid start a round trip for that rare race."""
     hold_id, expires_at = hold_id or new_id("res"), (now + ttl).replace(microsecond=0)
     try:
         row = _HOLD_AT_ONCE.first(
