@@ -292,12 +292,12 @@ def hold_seat_at_once(
     ``hold_id``, the new reservation's id, lets the caller know the hold for its own if the
     general path finds it (this statement committed, then its connection died).
 
-    Not covered here, unlike the general path (``registered_meanwhile``): its NOT EXISTS reads
-    the statement's snapshot, and PostgreSQL re-checks only the tier's row after waiting for
-    its lock. So a late payment of the same buyer that re-takes a seat of the same tier in that
-    instant leaves the buyer registered and holding a second seat; paying that hold is refused
-    (already_registered) and refunded, and the hold ends with its TTL. Checking again in a
-    second statement would cost every paid start a round trip for that rare race."""
+    Its NOT EXISTS reads the statement's snapshot, and after waiting for the tier's lock
+    PostgreSQL re-checks only the tier's row: a late payment of the same buyer that re-takes a
+    seat of the same tier in that instant is not seen, and the buyer, registered by then, gets
+    a hold. The start's next statement, which stores the checkout on the hold, does see the
+    registration (services.store_checkout_statement): that hold then gives its seat back and
+    the buyer is told they are registered, at no extra round trip on the usual path."""
     hold_id, expires_at = hold_id or new_id("res"), (now + ttl).replace(microsecond=0)
     try:
         row = _HOLD_AT_ONCE.first(

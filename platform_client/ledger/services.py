@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, Update, bindparam, exists, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -35,7 +35,14 @@ from platform_client.ledger.holds import (
     registration_of,
     release_hold,
 )
-from platform_client.ledger.models import Reservation, ReservationStatus, Tier, new_id, utcnow
+from platform_client.ledger.models import (
+    Registration,
+    Reservation,
+    ReservationStatus,
+    Tier,
+    new_id,
+    utcnow,
+)
 from platform_client.ledger.seen import LedgerSeenStore
 from platform_client.ledger.single import SingleStatement
 from platform_client.ledger.single import supported as single_statements_supported
@@ -55,21 +62,38 @@ log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
 _PENDING = ReservationStatus.PENDING_PAYMENT
-#: Built once (building a statement costs more CPU than running it); the first URL stays, and
-#: only a hold still waiting for payment gets one (not a hold released meanwhile).
-_STORE_CHECKOUT = (
-    update(Reservation)
-    .where(
+
+
+def store_checkout_statement(*, unregistered_only: bool = True) -> Update:
+    """The UPDATE that keeps a checkout on its pending hold. ``unregistered_only``: not when
+    the buyer is registered for the event by now. It is a new statement, so it sees a
+    registration committed while the hold's statement waited for the tier (a late payment of
+    the same buyer, see hold_seat_at_once): such a hold gets no checkout."""
+    conditions = [
         Reservation.id == bindparam("reservation_id"),
         Reservation.status == _PENDING.value,
         Reservation.checkout_url.is_(None),
+    ]
+    if unregistered_only:
+        registered = exists().where(
+            Registration.user_id == Reservation.user_id,
+            Registration.event_id == Reservation.event_id,
+        )
+        conditions.append(~registered)
+    return (
+        update(Reservation)
+        .where(*conditions)
+        .values(
+            checkout_id=bindparam("checkout_id"),
+            checkout_url=bindparam("checkout_url"),
+            updated_at=bindparam("updated_at"),  # bound: SingleStatement runs no onupdate defaults
+        )
     )
-    .values(
-        checkout_id=bindparam("checkout_id"),
-        checkout_url=bindparam("checkout_url"),
-        updated_at=bindparam("updated_at"),  # bound: SingleStatement runs no onupdate defaults
-    )
-)
+
+
+#: Built once (building a statement costs more CPU than running it); the first URL stays, and
+#: only a hold still waiting for payment gets one (not a hold released meanwhile).
+_STORE_CHECKOUT = store_checkout_statement()
 _STORE_CHECKOUT_AT_ONCE = SingleStatement(_STORE_CHECKOUT)
 _STORED_CHECKOUT = select(Reservation.checkout_id).where(
     Reservation.id == bindparam("reservation_id")
@@ -160,6 +184,9 @@ class Ledger:
         if not self._store_checkout(
             hold.reservation_id, checkout.checkout_id, checkout.checkout_url
         ):
+            if self._release_if_registered(hold):
+                self._cancel_unstored(hold.reservation_id, checkout.checkout_id, request_id)
+                raise AlreadyRegistered("the user is already registered for this event")
             raise self._hold_gone(hold.reservation_id, checkout.checkout_id, request_id)
         message = "ledger.hold_repeated" if seat.existing else "ledger.hold_created"
         log.info(message, extra=_ids(hold.reservation_id, checkout.checkout_id))
@@ -197,19 +224,38 @@ class Ledger:
             found = connection.scalar(_STORED_CHECKOUT, {"reservation_id": reservation_id})
         return found == checkout_id
 
-    def _hold_gone(
+    def _release_if_registered(self, hold: Hold) -> bool:
+        """Whether the buyer turned out to be registered for the event (a late payment of an
+        earlier hold, confirmed while this hold's statement waited for the tier): then this
+        hold, still pending, gives its seat back. Asked only when its checkout was not stored."""
+        with self._sessions.begin() as session:
+            if registration_of(session, hold.user_id, hold.event_id) is None:
+                return False
+            reservation = lock_reservation(session, hold.reservation_id)
+            if reservation is not None and reservation.status == _PENDING:
+                release_hold(session, reservation, ReservationStatus.RELEASED)
+        log.warning("ledger.registered_meanwhile", extra=_ids(hold.reservation_id, None))
+        return True
+
+    def _cancel_unstored(
         self, reservation_id: str, checkout_id: str, request_id: str | None
-    ) -> CheckoutUnavailable:
-        """The hold was released before its checkout was stored (the submit that made it saw
-        its own create fail) and its seat may be someone else's: cancel the checkout, so that
-        nobody pays it. Best effort: should the cancel fail, the checkout still expires with
-        the hold, and a payment made before that is refunded unless a seat is free."""
-        log.warning("ledger.hold_released_meanwhile", extra=_ids(reservation_id, checkout_id))
+    ) -> None:
+        """Cancel a checkout that was not stored on its hold, so that nobody pays it. Best
+        effort: should the cancel fail, the checkout still expires with the hold, and a payment
+        made before that is refunded unless the ledger can take it."""
         try:
             self.client.cancel_checkout(checkout_id, request_id=request_id)
         except PaymentServiceError as exc:
             extra = {**_ids(reservation_id, checkout_id), "code": exc.code}
             log.warning("ledger.checkout_cancel_failed", extra=extra)
+
+    def _hold_gone(
+        self, reservation_id: str, checkout_id: str, request_id: str | None
+    ) -> CheckoutUnavailable:
+        """The hold was released before its checkout was stored (the submit that made it saw
+        its own create fail) and its seat may be someone else's: cancel the checkout."""
+        log.warning("ledger.hold_released_meanwhile", extra=_ids(reservation_id, checkout_id))
+        self._cancel_unstored(reservation_id, checkout_id, request_id)
         message = "the hold was released before its checkout was stored"
         return CheckoutUnavailable(message, PaymentServiceError("hold_released", message))
 
