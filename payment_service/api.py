@@ -13,6 +13,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from payment_service import errors
+from shared_contracts import request_ids
 from shared_contracts.errors import ErrorEnvelopeSchema
 
 API_SPEC = {
@@ -81,9 +82,9 @@ class ErrorEnvelopePlugin(BasePlugin):  # type: ignore[misc]
         return ref
 
 
-_REQUEST_ID_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}
+_REQUEST_ID_SCHEMA = {"type": "string", "pattern": f"^{request_ids.PATTERN}$"}
 _REQUEST_ID_PARAMETER = {
-    "name": "X-Request-ID",
+    "name": request_ids.HEADER,
     "in": "header",
     "required": False,
     "description": "Your id for this request, echoed back; the service makes one otherwise.",
@@ -106,7 +107,9 @@ class RequestIdPlugin(BasePlugin):  # type: ignore[misc]
             if not isinstance(operation, dict):
                 continue
             parameters = operation.setdefault("parameters", [])
-            if not any(p.get("name") == "X-Request-ID" for p in parameters if isinstance(p, dict)):
+            if not any(
+                p.get("name") == request_ids.HEADER for p in parameters if isinstance(p, dict)
+            ):
                 parameters.append(dict(_REQUEST_ID_PARAMETER))
             for response in operation.get("responses", {}).values():
                 if isinstance(response, dict) and "$ref" not in response:
@@ -117,7 +120,9 @@ class RequestIdPlugin(BasePlugin):  # type: ignore[misc]
 
 
 def _with_request_id(response: dict[str, Any]) -> dict[str, Any]:
-    response.setdefault("headers", {}).setdefault("X-Request-ID", dict(_REQUEST_ID_RESPONSE_HEADER))
+    response.setdefault("headers", {}).setdefault(
+        request_ids.HEADER, dict(_REQUEST_ID_RESPONSE_HEADER)
+    )
     return response
 
 

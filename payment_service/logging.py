@@ -13,8 +13,9 @@ from typing import IO, Any
 import structlog
 from flask import Flask, Response, g, request
 
-REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+from shared_contracts.request_ids import HEADER, is_request_id
+
+REQUEST_ID_HEADER = HEADER
 _EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # Values that are credentials whatever key they sit under: our API keys and signing secrets,
 # bearer tokens quoted in free text, and the `t` of a checkout page's URL (the signed token
@@ -31,10 +32,6 @@ REDACTED = "[redacted]"
 
 def new_request_id() -> str:
     return "req_" + secrets.token_urlsafe(12)
-
-
-def valid_request_id(value: str | None) -> bool:
-    return bool(value) and _REQUEST_ID_RE.match(value or "") is not None
 
 
 def mask_email(text: str) -> str:
@@ -115,7 +112,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _bind_request_id() -> None:
         incoming = request.headers.get(REQUEST_ID_HEADER)
-        g.request_id = incoming if valid_request_id(incoming) else new_request_id()
+        g.request_id = incoming if is_request_id(incoming) else new_request_id()
         g.started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(requestId=g.request_id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Mapping
 from functools import lru_cache
 from types import TracebackType
@@ -24,11 +23,9 @@ from platform_client.errors import (
     UnexpectedResponse,
     error_class,
 )
+from shared_contracts.request_ids import is_request_id
 
 RETRY_STATUSES = frozenset({502, 503, 504})
-#: CONTRACT §4. The service silently replaces any other X-Request-ID with its own, and
-#: requests refuses one with a line break as an invalid header: both are the caller's mistake.
-REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MAX_IDEMPOTENCY_KEY = 255  # CONTRACT §5
 _PATH = "/v1/ticket-checkouts"
 
@@ -282,7 +279,9 @@ def _check_idempotency_key(key: str) -> None:
 
 
 def _check_request_id(request_id: str) -> None:
-    if not REQUEST_ID.fullmatch(request_id):
+    # The service silently replaces any other X-Request-ID with its own, and requests refuses
+    # one with a line break as an invalid header: both are the caller's mistake.
+    if not is_request_id(request_id):
         raise ValueError("request_id must be 1-128 characters of A-Z a-z 0-9 . _ : - (CONTRACT §4)")
 
 

@@ -12,8 +12,8 @@ from typing import Protocol
 from flask import Blueprint, Flask, Response, current_app, request
 
 from platform_client.callbacks import CallbackEvent, verify_callback
-from platform_client.client import REQUEST_ID
 from platform_client.errors import CallbackRejected
+from shared_contracts.request_ids import is_request_id
 from shared_contracts.signing import check_secret
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def _error(
 ) -> Response:
     # The service's id if it sent a valid one; anything else could be long, and is not ours.
     given = request.headers.get("X-Request-ID", "")
-    request_id = given if REQUEST_ID.fullmatch(given) else "req_" + _random.token_hex(12)
+    request_id = given if is_request_id(given) else "req_" + _random.token_hex(12)
     body = _error_body(code, message[:MAX_MESSAGE_CHARS], request_id, dict(details or {}))
     return current_app.response_class(body, status=status, mimetype="application/json")
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from platform_client.client import REQUEST_ID
 from platform_client.demo import catalog
 from platform_client.demo.identity import Buyer, buyer_errors, current_buyer, mask_email, sign_in
 from platform_client.demo.state import current_demo
@@ -24,6 +23,7 @@ from platform_client.ledger import (
     TierView,
     UnknownTier,
 )
+from shared_contracts.request_ids import is_request_id
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("pages", __name__)
@@ -179,4 +179,4 @@ def _registration_of(buyer: Buyer, event_id: str) -> str | None:
 
 def _request_id() -> str:
     given = request.headers.get("X-Request-ID", "")
-    return given if REQUEST_ID.fullmatch(given) else "req_" + secrets.token_hex(12)
+    return given if is_request_id(given) else "req_" + secrets.token_hex(12)
