@@ -318,10 +318,10 @@ def captured_payment(db: Database, checkout: Checkout) -> dict[str, Any] | None:
     if checkout.status not in (CheckoutStatus.PAID, CheckoutStatus.REFUNDED):
         return None
     from payment_service.payments.models import Payment, Refund
-    from payment_service.payments.refunds import AMOUNT_MISMATCH, DUPLICATE_CAPTURE
+    from payment_service.payments.refunds import NEVER_APPLIED
 
     not_applied = select(Refund.id).where(
-        Refund.payment_id == Payment.id, Refund.reason.in_((DUPLICATE_CAPTURE, AMOUNT_MISMATCH))
+        Refund.payment_id == Payment.id, Refund.reason.in_(NEVER_APPLIED)
     )
     with db.transaction() as session:
         payment = session.scalars(

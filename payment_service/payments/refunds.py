@@ -54,6 +54,9 @@ PLATFORM_REJECTED = "platform_rejected"
 DUPLICATE_CAPTURE = "duplicate_capture"
 # A capture of another amount or currency than the checkout's: refunded, never applied.
 AMOUNT_MISMATCH = "amount_mismatch"
+# Refunds of captures that were never the checkout's payment: the checkout keeps its own (or
+# stays unpaid), GET never names them, and the platform hears nothing of their refund.
+NEVER_APPLIED = (DUPLICATE_CAPTURE, AMOUNT_MISMATCH)
 # Delay before the next call after n failed calls: 5 s, 30 s, 5 min, 30 min, then every hour.
 BACKOFF_SECONDS = (5, 30, 300, 1800, 3600)
 # After this many failed calls every further failure is logged as refund.needs_attention.
@@ -290,9 +293,7 @@ def _succeeded(db: Database, claim: RefundClaim, refunded: ProviderRefund, now: 
         refund.completed_at = now
         refund.last_error = None
         payment.status = "refunded"
-        # A second capture or one of another amount was never the checkout's payment: the
-        # checkout keeps its own (or stays unpaid), and the platform hears nothing.
-        if refund.reason not in (DUPLICATE_CAPTURE, AMOUNT_MISMATCH):
+        if refund.reason not in NEVER_APPLIED:
             _refund_checkout(session, checkout, payment, refund, now)
     log.info(
         "refund.succeeded", refundId=claim.refund_id, checkoutId=claim.checkout_id,
