@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from platform_client.callbacks import CallbackEvent
 from platform_client.client import PaymentServiceClient
 from platform_client.ledger import (
     AlreadyRegistered,
@@ -47,14 +48,19 @@ def pay_while_submitting_again(ledger: Ledger, tier: str) -> list[str]:
     "paid" for the callback, and the submit's "already_registered" or its reservation id."""
     first = ledger.start_registration("u_1", EVENT, FULL, {}).reservation_id
     assert first
-    event = paid(ledger, first)
+    return paying_while_submitting(ledger, paid(ledger, first), tier)
+
+
+def paying_while_submitting(ledger: Ledger, event: CallbackEvent, tier: str) -> list[str]:
+    """The race: ``event`` delivered, and inside its pause u_1 submits ``tier``. Answers:
+    "paid" for the callback, and the submit's "already_registered" or its reservation id."""
     warm_up(ledger.engine, 2)
 
     def work(i: int) -> str:
         if i == 0:
             ledger.handle_callback(event)
             return "paid"
-        time.sleep(RACER_DELAY)  # the plain read sees u_1 still holding, not yet registered
+        time.sleep(RACER_DELAY)  # its first read sees u_1 not yet registered
         try:
             started = ledger.start_registration("u_1", EVENT, tier, {})
         except AlreadyRegistered:
@@ -65,11 +71,13 @@ def pay_while_submitting_again(ledger: Ledger, tier: str) -> list[str]:
     return race(2, work, timeout=60)
 
 
-def holds_of_u1(engine: Engine) -> int:
+def holds_of_u1(engine: Engine, status: ReservationStatus | None = None) -> int:
+    """u_1's reservations, or those of ``status`` only."""
+    query = select(func.count()).select_from(Reservation).where(Reservation.user_id == "u_1")
+    if status is not None:
+        query = query.where(Reservation.status == status)
     with Session(engine) as session:
-        return session.scalar(
-            select(func.count()).select_from(Reservation).where(Reservation.user_id == "u_1")
-        ) or 0  # fmt: skip
+        return session.scalar(query) or 0
 
 
 @pytest.mark.parametrize("tier", [FULL, USD])
@@ -127,32 +135,11 @@ def late_payment_while_submitting_again(ledger: Ledger, clock: Clock) -> list[st
     assert first
     clock.advance(minutes=11)
     assert ledger.sweep_expired_holds() == 1
-    event = paid(ledger, first, late=True)
-    warm_up(ledger.engine, 2)
-
-    def work(i: int) -> str:
-        if i == 0:
-            ledger.handle_callback(event)
-            return "paid"
-        time.sleep(RACER_DELAY)
-        try:
-            started = ledger.start_registration("u_1", EVENT, FULL, {})
-        except AlreadyRegistered:
-            return "already_registered"
-        assert started.reservation_id
-        return started.reservation_id
-
-    return race(2, work, timeout=60)
+    return paying_while_submitting(ledger, paid(ledger, first, late=True), FULL)
 
 
 def pending_holds_of_u1(engine: Engine) -> int:
-    with Session(engine) as session:
-        return session.scalar(
-            select(func.count()).select_from(Reservation).where(
-                Reservation.user_id == "u_1",
-                Reservation.status == ReservationStatus.PENDING_PAYMENT,
-            )
-        ) or 0  # fmt: skip
+    return holds_of_u1(engine, ReservationStatus.PENDING_PAYMENT)
 
 
 def test_a_submit_that_waited_on_a_late_payments_seat_gets_no_checkout(
