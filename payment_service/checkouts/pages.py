@@ -20,6 +20,7 @@ from payment_service.checkouts.page_texts import (
 from payment_service.checkouts.payflow import (
     NotPayable,
     ProviderNotConfigured,
+    buyer_cancel_url,
     page_base,
     page_url,
     settle_return,
@@ -100,7 +101,7 @@ def show(checkout_id: str) -> Response | str:
         token=request.args["t"],
         declined=checkout.attempts > 0,
         attempts_left=settings.max_payment_attempts - checkout.attempts,
-        cancel_link=page_url(settings, checkout, "/return") + "&buyer_canceled=1",
+        cancel_link=buyer_cancel_url(settings, checkout),
     )
 
 
@@ -153,7 +154,7 @@ def _cannot_pay(
     checkout: Checkout, merchant: Merchant, status: int, title: str, message: str
 ) -> Response:
     """A page that sends the buyer back to the organiser, the way the pay page's cancel does."""
-    back = page_url(_ext("payment_settings"), checkout, "/return") + "&buyer_canceled=1"
+    back = buyer_cancel_url(_ext("payment_settings"), checkout)
     body = render_template("checkout/message.html", title=title, message=message, link=back,
                            link_text=f"Back to {merchant.name}", checkout=checkout, merchant=merchant)  # fmt: skip
     return Response(body, status=status)

@@ -47,6 +47,12 @@ def page_url(settings: Settings, checkout: Checkout, suffix: str = "") -> str:
     return f"{page_base(settings, checkout.id)}{suffix}?t={token}"
 
 
+def buyer_cancel_url(settings: Settings, checkout: Checkout) -> str:
+    """The return that says the buyer gave up (the pay page's cancel link, the provider's
+    cancel, the way back from a page that cannot take the payment)."""
+    return page_url(settings, checkout, "/return") + "&buyer_canceled=1"
+
+
 def start_payment(
     db: Database, registry: ProviderRegistry, settings: Settings, checkout_id: str
 ) -> str:
@@ -71,7 +77,7 @@ def start_payment(
             currency=checkout.currency,
             description=checkout.order_name,
             return_url=page_url(settings, checkout, "/return"),
-            cancel_url=page_url(settings, checkout, "/return") + "&buyer_canceled=1",
+            cancel_url=buyer_cancel_url(settings, checkout),
             webhook_url=f"{settings.public_url}/v1/providers/{checkout.provider}/webhooks",
             expires_at=checkout.expires_at,
             idempotency_key=f"session:{checkout.id}",
